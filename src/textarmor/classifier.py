@@ -1,0 +1,335 @@
+"""``Classifier``: the one path by which anything in textarmor asks a model for scores.
+
+Prediction, evaluation, attacks, explanations' predicted labels and the server all call it, so the
+things that make inference fast and right live here once: batches cut by a token budget over
+length-sorted inputs (results come back in input order), truncation to what the model can read, the
+device and dtype, temperature scaling, the decision threshold and an optional score cache.
+
+    >>> clf = Classifier.from_pretrained("runs/sst2")
+    >>> clf(["a gripping, funny film"])
+    [{'label': 'positive', 'score': 0.98}]
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textarmor.errors import ParameterError
+from textarmor.model_dir import TextArmorConfig
+
+FUNCTIONS = ("softmax", "sigmoid", "none")
+# Models whose position ids start after the padding index, so they read fewer tokens than
+# max_position_embeddings says (roberta-base: 514 positions, 512 tokens).
+_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "data2vec-text",
+                           "xmod", "roberta-prelayernorm", "luke"}
+
+
+def check_threshold(threshold: float | None, name: str = "threshold") -> float | None:
+    if threshold is None:
+        return None
+    if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+        raise ParameterError(f"{name} must be a number in [0, 1], got {threshold!r}. "
+                             "It is the lowest top score accepted as a confident prediction, e.g. 0.8.")
+    return float(threshold)
+
+
+def apply_function(logits: np.ndarray, function: str) -> np.ndarray:
+    """Turn logits into scores the way the Hugging Face text-classification pipeline does."""
+    if function == "softmax":
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=-1, keepdims=True)
+    if function == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-logits))
+    if function == "none":
+        return logits
+    raise ParameterError(f"function_to_apply must be one of {FUNCTIONS}, got {function!r}.")
+
+
+@dataclass
+class Prediction:
+    """One classified input. ``label`` is the abstain label when ``uncertain``; ``top_label`` never is."""
+
+    label: str | None
+    score: float
+    top_label: str
+    uncertain: bool = False
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, *, with_scores: bool = False, with_uncertain: bool = True) -> dict[str, Any]:
+        row: dict[str, Any] = {"label": self.label, "score": self.score}
+        if with_uncertain:
+            row["uncertain"] = self.uncertain
+            if self.uncertain:
+                row["top_label"] = self.top_label
+        if with_scores:
+            row["scores"] = self.scores
+        return row
+
+
+class TorchBackend:
+    """Runs a ``transformers`` sequence classifier on one device, in inference mode."""
+
+    name = "torch"
+
+    def __init__(self, model, device: str | None = None, dtype: str | None = None):
+        import torch
+
+        self.device = torch.device(device or _auto_device())
+        if dtype is None:
+            dtype = "bfloat16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        self.model = model.to(self.device, dtype=self.dtype).eval()
+
+    def __call__(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in encoded.items()}
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        return logits.float().cpu().numpy()
+
+
+def _auto_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class Classifier:
+    """Batched, calibrated text classification over a Hugging Face sequence classifier.
+
+    Parameters
+    ----------
+    model, tokenizer:
+        A ``transformers`` sequence-classification model and its (fast) tokenizer.
+    config:
+        The model directory's :class:`TextArmorConfig`; supplies temperature, threshold and labels.
+    device, dtype:
+        Default: cuda, then mps, then cpu; bfloat16 on a GPU that supports it, else float32.
+    max_tokens_per_batch:
+        Token budget of one forward pass (padded length × rows); bounds memory whatever the lengths.
+    max_batch_size:
+        Upper bound on rows per forward pass, for very short inputs.
+    max_length:
+        Truncation length in tokens; default is what the model can read (and ``config.max_length``).
+    cache_size:
+        Keep the logits of up to this many distinct inputs; repeated queries (attacks) skip the model.
+    """
+
+    def __init__(self, model, tokenizer, *, config: TextArmorConfig | None = None, device: str | None = None,
+                 dtype: str | None = None, max_tokens_per_batch: int = 16384, max_batch_size: int = 256,
+                 max_length: int | None = None, cache_size: int = 0, backend=None):
+        self.tokenizer = tokenizer
+        self.model_config = model.config if model is not None else None
+        id2label = getattr(self.model_config, "id2label", None) or {}
+        self.labels = list(config.labels) if config else [id2label[i] for i in sorted(id2label)]
+        self.config = config or TextArmorConfig(labels=self.labels)
+        self.backend = backend if backend is not None else TorchBackend(model, device=device, dtype=dtype)
+        self.max_length = max_length or self._model_max_length()
+        if max_tokens_per_batch < self.max_length:
+            raise ParameterError(f"max_tokens_per_batch ({max_tokens_per_batch}) must be at least the "
+                                 f"maximum sequence length ({self.max_length}).")
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.max_batch_size = max_batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
+        self.num_queries = 0  # inputs actually sent to the model (cache hits excluded)
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str | None = None, dtype: str | None = None,
+                        trust_remote_code: bool = False, **kwargs) -> Classifier:
+        """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts)."""
+        from textarmor.models import load_model, load_tokenizer, resolve_model_path
+
+        path = resolve_model_path(model_dir)
+        config = TextArmorConfig.load(path) if Path(path).is_dir() else None
+        model = load_model(path, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, config=config, device=device, dtype=dtype, **kwargs)
+
+    # ----------------------------------------------------------------- scores
+    def _model_max_length(self) -> int:
+        cfg = self.model_config
+        positions = getattr(cfg, "max_position_embeddings", 512) if cfg is not None else 512
+        if cfg is not None and getattr(cfg, "model_type", "") in _OFFSET_POSITION_MODELS:
+            positions -= (getattr(cfg, "pad_token_id", 1) or 0) + 1
+        limits = [positions]
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if tok_max and tok_max < 1_000_000:
+            limits.append(tok_max)
+        if self.config.max_length:
+            limits.append(self.config.max_length)
+        return int(min(limits))
+
+    @property
+    def temperature(self) -> float:
+        return float(self.config.temperature or 1.0)
+
+    @property
+    def default_function(self) -> str:
+        problem = getattr(self.model_config, "problem_type", None)
+        return "sigmoid" if problem == "multi_label_classification" or len(self.labels) == 1 else "softmax"
+
+    def logits(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Raw (uncalibrated) logits, shape ``(len(texts), num_labels)``, in input order."""
+        texts = _as_list(texts, "texts")
+        if text_pairs is not None:
+            text_pairs = _as_list(text_pairs, "text_pairs")
+            if len(text_pairs) != len(texts):
+                raise ParameterError(f"text_pairs has {len(text_pairs)} items but texts has {len(texts)}; "
+                                     "pass one pair per text.")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        keys = [(t, text_pairs[i] if text_pairs is not None else None) for i, t in enumerate(texts)]
+        todo: dict[tuple[str, str | None], list[int]] = {}
+        for i, key in enumerate(keys):
+            cached = self._cache.get(key) if self.cache_size else None
+            if cached is not None:
+                out[i] = cached
+                self._cache.move_to_end(key)
+            else:
+                todo.setdefault(key, []).append(i)  # duplicates in one call run once
+        if todo:
+            unique = list(todo)
+            computed = self._forward([k[0] for k in unique], None if text_pairs is None else [k[1] for k in unique])
+            for key, row in zip(unique, computed):
+                out[todo[key]] = row
+                if self.cache_size:
+                    self._cache[key] = row
+            while self.cache_size and len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    def _forward(self, texts: list[str], text_pairs: list[str] | None) -> np.ndarray:
+        self.num_queries += len(texts)
+        encoded = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.max_length,
+                                 return_attention_mask=False, return_token_type_ids=False)
+        ids = encoded["input_ids"]
+        type_ids = None
+        if "token_type_ids" in self.tokenizer.model_input_names and text_pairs is not None:
+            type_ids = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.max_length,
+                                      return_attention_mask=False)["token_type_ids"]
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for batch in self.plan_batches([len(x) for x in ids]):
+            out[batch] = self.backend(self._pad([ids[i] for i in batch],
+                                                None if type_ids is None else [type_ids[i] for i in batch]))
+        return out
+
+    def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Group indices, longest first, so that rows × padded length stays within the token budget."""
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        batches: list[list[int]] = []
+        current: list[int] = []
+        width = 0
+        for i in order.tolist():
+            longest = max(width, lengths[i])
+            if current and (longest * (len(current) + 1) > self.max_tokens_per_batch
+                            or len(current) >= self.max_batch_size):
+                batches.append(current)
+                current, longest = [], lengths[i]
+            current.append(i)
+            width = longest
+        if current:
+            batches.append(current)
+        return batches
+
+    def _pad(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> dict[str, np.ndarray]:
+        width = max(len(x) for x in ids)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, :len(seq)] = seq
+            mask[row, :len(seq)] = 1
+        encoded = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self.tokenizer.model_input_names:
+            types = np.zeros_like(input_ids)
+            for row, seq in enumerate(type_ids or []):
+                types[row, :len(seq)] = seq
+            encoded["token_type_ids"] = types
+        return encoded
+
+    def predict_proba(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
+                      function_to_apply: str | None = None, calibrated: bool = True) -> np.ndarray:
+        """Scores per class, shape ``(n, num_labels)``; temperature-scaled unless ``calibrated=False``."""
+        logits = self.logits(texts, text_pairs)
+        if calibrated:
+            logits = logits / self.temperature
+        return apply_function(logits, function_to_apply or self.default_function).astype(np.float32)
+
+    # ------------------------------------------------------------ predictions
+    def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
+                threshold: float | None = None, function_to_apply: str | None = None,
+                abstain_label: str | None = None) -> list[Prediction]:
+        """Top label per text; under ``threshold`` (default: the model dir's) it is marked uncertain."""
+        threshold = check_threshold(self.config.threshold if threshold is None else threshold)
+        abstain = abstain_label if abstain_label is not None else self.config.abstain_label
+        scores = self.predict_proba(texts, text_pairs, function_to_apply=function_to_apply)
+        top = scores.argmax(axis=-1)
+        predictions = []
+        for row, best in zip(scores, top.tolist()):
+            score = float(row[best])
+            uncertain = threshold is not None and score < threshold
+            predictions.append(Prediction(label=abstain if uncertain else self.labels[best], score=score,
+                                          top_label=self.labels[best], uncertain=uncertain,
+                                          scores={name: float(s) for name, s in zip(self.labels, row)}))
+        return predictions
+
+    def iter_predict(self, texts: Iterable[str], text_pairs: Iterable[str] | None = None, *,
+                     chunk_size: int = 4096, **kwargs) -> Iterator[Prediction]:
+        """Stream predictions for an iterable of any length, holding one chunk in memory at a time."""
+        pairs = iter(text_pairs) if text_pairs is not None else None
+        chunk: list[str] = []
+        chunk_pairs: list[str] = []
+        for text in texts:
+            chunk.append(text)
+            if pairs is not None:
+                chunk_pairs.append(next(pairs))
+            if len(chunk) == chunk_size:
+                yield from self.predict(chunk, chunk_pairs if pairs is not None else None, **kwargs)
+                chunk, chunk_pairs = [], []
+        if chunk:
+            yield from self.predict(chunk, chunk_pairs if pairs is not None else None, **kwargs)
+
+    def __call__(self, inputs: str | Sequence[str], *, top_k: int | None = 1, function_to_apply: str | None = None,
+                 threshold: float | None = None, text_pairs: Sequence[str] | None = None):
+        """Hugging Face pipeline format: a list of ``{"label", "score"}`` per input (a list of lists for
+        ``top_k`` > 1 or ``None`` = all labels). With a threshold each dict also says ``uncertain``."""
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else _as_list(inputs, "inputs")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ParameterError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
+        threshold = check_threshold(self.config.threshold if threshold is None else threshold)
+        scores = self.predict_proba(texts, text_pairs, function_to_apply=function_to_apply)
+        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
+        ranked_lists = top_k is None or top_k > 1
+        results = []
+        for row in scores:
+            order = np.argsort(-row, kind="stable")[:k]
+            ranked = [{"label": self.labels[j], "score": float(row[j])} for j in order]
+            if threshold is not None:
+                for item in ranked:
+                    item["uncertain"] = bool(item["score"] < threshold)
+            results.append(ranked if ranked_lists else ranked[0])
+        # As the pipeline: one string with top_k=1 gives [dict]; with several labels, the list of dicts.
+        return results[0] if single and ranked_lists else results
+
+
+def _as_list(values: Any, name: str) -> list[str]:
+    if isinstance(values, str):
+        return [values]
+    values = list(values)
+    bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if bad:
+        raise ParameterError(f"{name} must be strings; item {bad[0]} is {type(values[bad[0]]).__name__}.")
+    return values

@@ -1,0 +1,50 @@
+"""The extra file of a textarmor model directory: ``textarmor.json``.
+
+A model directory is a standard Hugging Face folder (config.json with ``id2label``, model.safetensors,
+tokenizer files) plus this file, which holds what Hugging Face has no place for: calibration, the
+decision threshold, how the model was trained and what it scored.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "textarmor.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TextArmorConfig:
+    """Everything textarmor knows about a model beyond the Hugging Face files."""
+
+    labels: list[str]
+    base_model: str | None = None
+    text_pair: bool = False
+    max_length: int | None = None
+    temperature: float = 1.0
+    threshold: float | None = None
+    abstain_label: str | None = None
+    conformal: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> TextArmorConfig | None:
+        path = Path(model_dir) / CONFIG_NAME
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, model_dir: str | os.PathLike) -> Path:
+        path = Path(model_dir) / CONFIG_NAME
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash never leaves a half-written config
+        return path

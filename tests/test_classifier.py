@@ -1,0 +1,113 @@
+"""The query path: batching by token budget, input order, thresholds, pipeline format, cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textarmor import Classifier
+from textarmor.errors import ParameterError
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_trained):
+    return Classifier.from_pretrained(tiny_trained, device="cpu", max_tokens_per_batch=128)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=128), min_size=1, max_size=60))
+def test_batch_plan_covers_every_index_once_within_budget(lengths):
+    planner = Classifier.__new__(Classifier)
+    planner.max_tokens_per_batch, planner.max_batch_size = 256, 8
+    batches = planner.plan_batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 8
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 256
+
+
+def test_length_sorted_batches_return_input_order(clf):
+    texts = ["good " * n for n in (1, 20, 3, 11, 2, 25, 7)] + ["the plot was dull"] * 2
+    together = clf.logits(texts)
+    alone = np.stack([clf.logits([t])[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_pipeline_format(clf):
+    one = clf("the film was great")
+    assert isinstance(one, list) and len(one) == 1 and set(one[0]) == {"label", "score"}
+    ranked = clf("the film was great", top_k=None)
+    assert [r["label"] for r in ranked] != [] and len(ranked) == 2
+    assert ranked[0]["score"] >= ranked[1]["score"]
+    batch = clf(["great", "dull"], top_k=2)
+    assert len(batch) == 2 and all(len(r) == 2 for r in batch)
+
+
+def test_threshold_marks_uncertain_and_abstains(clf):
+    texts = ["the film was great", "dull plot", "the of and a"]
+    scores = clf.predict_proba(texts).max(axis=1)
+    cut = float(np.median(scores))
+    preds = clf.predict(texts, threshold=cut, abstain_label="unsure")
+    for pred, score in zip(preds, scores):
+        assert pred.uncertain == (score < cut)
+        assert pred.label == ("unsure" if score < cut else pred.top_label)
+    assert all(not p.uncertain for p in clf.predict(texts, threshold=0.0))
+    assert all(p.uncertain and p.label is None for p in clf.predict(texts, threshold=1.0)
+               if p.score < 1.0)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "high"])
+def test_threshold_outside_unit_interval_is_refused(clf, bad):
+    with pytest.raises(ParameterError, match=r"\[0, 1\]"):
+        clf.predict(["x"], threshold=bad)
+
+
+def test_temperature_scales_scores_not_ranking(clf):
+    texts = ["the film was great", "dull plot"]
+    base = clf.predict_proba(texts)
+    clf.config.temperature = 4.0
+    try:
+        hot = clf.predict_proba(texts)
+    finally:
+        clf.config.temperature = 1.0
+    assert (hot.argmax(1) == base.argmax(1)).all()
+    assert hot.max(1).max() < base.max(1).max()
+
+
+def test_function_to_apply(clf):
+    logits = clf.logits(["great"])
+    none = clf.predict_proba(["great"], function_to_apply="none")
+    np.testing.assert_allclose(none, logits, atol=1e-6)
+    sig = clf.predict_proba(["great"], function_to_apply="sigmoid")
+    np.testing.assert_allclose(sig, 1 / (1 + np.exp(-logits)), atol=1e-6)
+    with pytest.raises(ParameterError, match="softmax"):
+        clf.predict_proba(["great"], function_to_apply="relu")
+
+
+def test_cache_skips_repeated_queries(tiny_trained):
+    clf = Classifier.from_pretrained(tiny_trained, device="cpu", cache_size=10)
+    first = clf.logits(["great film", "dull film"])
+    assert clf.num_queries == 2
+    again = clf.logits(["dull film", "great film", "new text", "new text"])
+    assert clf.num_queries == 3  # one new distinct text
+    np.testing.assert_allclose(again[:2], first[::-1])
+
+
+def test_iter_predict_streams_in_order(clf):
+    texts = [f"text number {i} was {'great' if i % 3 else 'dull'}" for i in range(25)]
+    streamed = list(clf.iter_predict(iter(texts), chunk_size=4))
+    direct = clf.predict(texts)
+    assert [p.top_label for p in streamed] == [p.top_label for p in direct]
+    np.testing.assert_allclose([p.score for p in streamed], [p.score for p in direct], atol=1e-5)
+
+
+def test_truncates_to_model_length(clf):
+    assert clf.max_length <= 128
+    long_text = "great " * 2000
+    assert clf.predict_proba([long_text]).shape == (1, 2)
+
+
+def test_non_string_inputs_are_refused(clf):
+    with pytest.raises(ParameterError, match="item 1"):
+        clf.predict_proba(["fine", 3])
