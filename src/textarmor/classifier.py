@@ -309,20 +309,31 @@ class Classifier:
         texts = [inputs] if single else _as_list(inputs, "inputs")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ParameterError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
-        threshold = check_threshold(self.config.threshold if threshold is None else threshold)
         scores = self.predict_proba(texts, text_pairs, function_to_apply=function_to_apply)
-        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
         ranked_lists = top_k is None or top_k > 1
+        results = [ranked if ranked_lists else ranked[0] for ranked in self.rank(scores, top_k=top_k,
+                                                                                 threshold=threshold)]
+        # As the pipeline: one string with top_k=1 gives [dict]; with several labels, the list of dicts.
+        return results[0] if single and ranked_lists else results
+
+    def rank(self, scores: np.ndarray, *, top_k: int | None = 1,
+             threshold: float | None = None) -> list[list[dict[str, Any]]]:
+        """The ``top_k`` best ``{"label", "score"}`` of each row of ``scores`` (``None``: all labels), best
+        first; with a threshold (default: the model dir's) each dict also says ``uncertain``. The server
+        formats scores computed in merged batches with this, so both paths answer alike."""
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ParameterError(f"top_k must be a positive integer or None (all labels), got {top_k!r}.")
+        threshold = check_threshold(self.config.threshold if threshold is None else threshold)
+        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
         results = []
-        for row in scores:
+        for row in np.asarray(scores):
             order = np.argsort(-row, kind="stable")[:k]
             ranked = [{"label": self.labels[j], "score": float(row[j])} for j in order]
             if threshold is not None:
                 for item in ranked:
                     item["uncertain"] = bool(item["score"] < threshold)
-            results.append(ranked if ranked_lists else ranked[0])
-        # As the pipeline: one string with top_k=1 gives [dict]; with several labels, the list of dicts.
-        return results[0] if single and ranked_lists else results
+            results.append(ranked)
+        return results
 
 
 def _as_list(values: Any, name: str) -> list[str]:

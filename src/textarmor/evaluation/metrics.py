@@ -55,8 +55,11 @@ def classification_metrics(labels: Sequence[int], probs: np.ndarray, label_names
 
 
 def accuracy_and_f1(eval_pred) -> dict[str, float]:
-    """``compute_metrics`` for ``transformers.Trainer``."""
+    """``compute_metrics`` for ``transformers.Trainer``: accuracy and macro precision, recall and F1
+    (the per-epoch columns of a model card's training results)."""
     logits, labels = eval_pred
     preds = np.asarray(logits).argmax(axis=-1)
+    precision, recall, _, _ = precision_recall_fscore_support(labels, preds, average="macro", zero_division=0)
     return {"accuracy": float((preds == labels).mean()),
-            "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0))}
+            "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0)),
+            "macro_precision": float(precision), "macro_recall": float(recall)}

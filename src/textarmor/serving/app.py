@@ -1,0 +1,245 @@
+"""The FastAPI app: Hugging Face Inference Endpoints and Azure ML routes over one micro-batched
+:class:`~textarmor.classifier.Classifier`.
+
+    POST /, /predict   Hugging Face Inference Endpoints schema ({"inputs", "parameters"})
+    POST /score        Azure ML scoring route, same body and answer
+    GET  /, /health    liveness
+    GET  /metrics      Prometheus text format
+    GET  /swagger.json OpenAPI document (also /openapi.json; browsable at /docs)
+
+Errors are JSON ``{"error": message}``: 400 malformed body or no ``inputs``, 401 API key, 413 over a
+limit, 422 invalid field, 429 queue full. Messages never echo the user's text.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import time
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from textarmor.classifier import Classifier
+from textarmor.errors import ModelReferenceError, ParameterError
+from textarmor.serving.auth import require_api_key
+from textarmor.serving.batcher import MicroBatcher, QueueFull
+from textarmor.serving.metrics import ServerMetrics
+from textarmor.serving.protocol import (
+    LimitError,
+    Limits,
+    PredictRequest,
+    PredictResponse,
+    check_token_lengths,
+    describe_validation_errors,
+    format_response,
+    model_scores,
+)
+
+ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "What went wrong and how to fix it."}}}}
+
+
+def check_model_dir(model_dir: str | os.PathLike) -> Path:
+    """Refuse to serve a folder without safetensors weights (pickled weights can run code when loaded)."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelReferenceError(f"Model directory '{path}' does not exist. Pass a folder written by "
+                                  "`textarmor train` (config.json, model.safetensors, tokenizer files).")
+    if not any(path.glob("*.safetensors")):
+        raise ModelReferenceError(f"'{path}' has no .safetensors weights; the server loads safetensors only. "
+                                  "Convert with model.save_pretrained(dir, safe_serialization=True).")
+    return path
+
+
+def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_batch_tokens: int = 8192,
+               max_wait_ms: float = 5.0, max_queue: int = 256, max_inputs: int = 64, max_chars: int = 10_000,
+               api_key: str | None = None, cors_origins: list[str] | None = None, batching: bool = True,
+               device: str | None = None) -> FastAPI:
+    """Build the server. A model directory is checked now and loaded once, at startup (``lifespan``).
+
+    ``max_batch_tokens`` and ``max_wait_ms`` bound a merged batch; ``max_queue`` the requests that may wait
+    (one more gets 429); ``max_inputs``/``max_chars`` one request (413); ``api_key`` enables bearer auth;
+    ``cors_origins`` enables CORS for those origins (off by default); ``batching=False`` runs every request
+    alone (batch-1 serving, through the same bounded queue).
+    """
+    for name, value in (("max_batch_tokens", max_batch_tokens), ("max_queue", max_queue),
+                        ("max_inputs", max_inputs), ("max_chars", max_chars)):
+        if not isinstance(value, int) or value < 1:
+            raise ParameterError(f"{name} must be a positive integer, got {value!r}.")
+    if max_wait_ms < 0:
+        raise ParameterError(f"max_wait_ms must be >= 0, got {max_wait_ms!r}.")
+    if isinstance(classifier_or_model_dir, Classifier):
+        preloaded = classifier_or_model_dir
+        load = partial(lambda clf: clf, preloaded)
+        model_name = "classifier"
+    else:
+        path = check_model_dir(classifier_or_model_dir)
+        load = partial(Classifier.from_pretrained, path, device=device)
+        model_name = path.name
+    limits = Limits(max_inputs=max_inputs, max_chars=max_chars)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        clf = await asyncio.to_thread(load)
+        app.state.classifier = clf
+        app.state.length_tokenizer = copy.deepcopy(clf.tokenizer)  # event-loop-only copy (see _predict)
+        app.state.batcher = MicroBatcher(
+            partial(model_scores, clf), cost=partial(_token_count, clf), max_batch_cost=max_batch_tokens,
+            max_wait_s=max_wait_ms / 1000 if batching else 0.0, max_queue=max_queue,
+            max_requests=None if batching else 1, on_batch=app.state.metrics.observe_batch).start()
+        try:
+            yield
+        finally:
+            # uvicorn has finished in-flight requests by now; this drains whatever is still queued.
+            await asyncio.to_thread(app.state.batcher.stop)
+
+    app = FastAPI(title="textarmor classifier", version="1", lifespan=lifespan,
+                  description="Text classification with the Hugging Face Inference Endpoints schema. "
+                              "Send `Authorization: Bearer <key>` when the server has an API key.")
+    app.state.api_key = api_key or None
+    app.state.batcher = None
+    app.state.metrics = ServerMetrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
+    app.state.info = {"model": model_name, "batching": batching, "max_inputs": max_inputs, "max_chars": max_chars}
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    # Every character of text may take up to 6 bytes in JSON (\uXXXX); anything larger is refused unread.
+    app.add_middleware(_BodySizeLimit, max_bytes=max_inputs * (max_chars * 6 + 16) + 4096)
+    app.add_middleware(_RequestMetrics, metrics=app.state.metrics)
+    _add_error_handlers(app)
+    _add_routes(app, limits)
+    return app
+
+
+def _token_count(clf: Classifier, texts: list[str]) -> int:
+    # Same truncation settings as Classifier's own tokenizer call, from the same (worker) thread.
+    return sum(len(ids) for ids in clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"])
+
+
+def _add_routes(app: FastAPI, limits: Limits) -> None:
+    async def predict(body: PredictRequest, request: Request) -> list:
+        texts = body.texts
+        limits.check(texts)
+        if not texts:
+            return []
+        state = request.app.state
+        if not body.parameters.truncation:
+            # Fast tokenizers refuse concurrent use with different truncation settings, so this check
+            # uses a copy of the tokenizer that only the event loop touches; inputs are bounded by limits.
+            check_token_lengths(_LengthView(state.classifier, state.length_tokenizer), texts)
+        scores = await state.batcher.submit(texts)
+        return format_response(state.classifier, body, scores)
+
+    errors = {code: ERROR_SCHEMA for code in (400, 401, 413, 422, 429)}
+    for path, summary in (("/", "Classify (Hugging Face Inference Endpoints route)"),
+                          ("/predict", "Classify (same as POST /)"),
+                          ("/score", "Classify (Azure ML scoring route)")):
+        app.add_api_route(path, predict, methods=["POST"], summary=summary, response_model=PredictResponse,
+                          response_model_exclude_none=True, dependencies=[Depends(require_api_key)],
+                          responses=errors, operation_id=f"classify_{path.strip('/') or 'root'}")
+
+    def liveness(request: Request) -> dict:
+        clf = request.app.state.classifier
+        return {"status": "ok", **request.app.state.info, "labels": clf.labels}
+
+    app.add_api_route("/", liveness, methods=["GET"], summary="Liveness", operation_id="liveness_root")
+    app.add_api_route("/health", liveness, methods=["GET"], summary="Liveness", operation_id="health")
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def metrics(request: Request) -> Response:
+        m = request.app.state.metrics
+        return Response(m.render(), media_type=m.content_type)
+
+    @app.get("/swagger.json", include_in_schema=False)
+    def swagger(request: Request) -> dict:
+        return request.app.openapi()
+
+
+class _LengthView:
+    """A classifier seen through another tokenizer: what :func:`check_token_lengths` needs."""
+
+    def __init__(self, clf: Classifier, tokenizer):
+        self.tokenizer, self.max_length = tokenizer, clf.max_length
+
+
+def _error(code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=code, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        # A body that is not JSON, not an object, or has no "inputs" is malformed (400), as on Hugging Face;
+        # a well-formed body with a bad field is unprocessable (422).
+        malformed = any(err.get("type") in ("json_invalid", "model_attributes_type", "dict_type")
+                        or tuple(err.get("loc", ())) in (("body",), ("body", "inputs")) and err.get("type") == "missing"
+                        for err in errors)
+        if malformed:
+            return _error(400, 'The request body must be a JSON object with "inputs" (a string or a list of '
+                               'strings), e.g. {"inputs": "a gripping, funny film"}.')
+        return _error(422, describe_validation_errors(errors))
+
+    @app.exception_handler(LimitError)
+    async def too_large(request: Request, exc: LimitError) -> JSONResponse:
+        return _error(413, str(exc))
+
+    @app.exception_handler(ParameterError)
+    async def bad_parameter(request: Request, exc: ParameterError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, exc: QueueFull) -> JSONResponse:
+        request.app.state.metrics.rejected.inc()
+        return _error(429, f"The server is busy: {exc} Retry shortly.", {"Retry-After": "1"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+
+class _BodySizeLimit:
+    """Refuse bodies whose declared length exceeds what the request limits could ever need (413)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                response = _error(413, f"The request body has {int(length)} bytes; this server accepts at most "
+                                       f"{self.max_bytes} (from max_inputs x max_chars). Send fewer or shorter texts.")
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+class _RequestMetrics:
+    """Counts requests and times them, labelled by route template (not raw path: bounded label values)."""
+
+    def __init__(self, app, metrics: ServerMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        code = 500
+
+        async def send_and_record(message):
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe_request(route, scope["method"], code, time.perf_counter() - started)
