@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= minilm,attacks,dev
+EXTRAS ?= minilm,attacks,dev,serve,azureml
 
 .PHONY: setup demo test lint clean
 

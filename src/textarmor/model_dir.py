@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from textarmor.errors import ModelReferenceError
+
 CONFIG_NAME = "textarmor.json"
 FORMAT_VERSION = 1
 
@@ -48,3 +50,16 @@ class TextArmorConfig:
         tmp.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         tmp.replace(path)  # atomic: a crash never leaves a half-written config
         return path
+
+
+def check_safetensors_dir(model_dir: str | os.PathLike) -> Path:
+    """The folder, if it exists and holds safetensors weights; serving and packaging refuse anything else
+    (pickled weights can run code when loaded)."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelReferenceError(f"Model directory '{path}' does not exist. Pass a folder written by "
+                                  "`textarmor train` (config.json, model.safetensors, tokenizer files).")
+    if not any(path.glob("*.safetensors")):
+        raise ModelReferenceError(f"'{path}' has no .safetensors weights; textarmor serves and packages "
+                                  "safetensors only. Convert with model.save_pretrained(dir, safe_serialization=True).")
+    return path

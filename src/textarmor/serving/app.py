@@ -18,7 +18,6 @@ import os
 import time
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +26,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textarmor.classifier import Classifier
-from textarmor.errors import ModelReferenceError, ParameterError
+from textarmor.errors import ParameterError
+from textarmor.model_dir import check_safetensors_dir
 from textarmor.serving.auth import require_api_key
 from textarmor.serving.batcher import MicroBatcher, QueueFull
 from textarmor.serving.metrics import ServerMetrics
@@ -43,18 +43,6 @@ from textarmor.serving.protocol import (
 )
 
 ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "What went wrong and how to fix it."}}}}
-
-
-def check_model_dir(model_dir: str | os.PathLike) -> Path:
-    """Refuse to serve a folder without safetensors weights (pickled weights can run code when loaded)."""
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise ModelReferenceError(f"Model directory '{path}' does not exist. Pass a folder written by "
-                                  "`textarmor train` (config.json, model.safetensors, tokenizer files).")
-    if not any(path.glob("*.safetensors")):
-        raise ModelReferenceError(f"'{path}' has no .safetensors weights; the server loads safetensors only. "
-                                  "Convert with model.save_pretrained(dir, safe_serialization=True).")
-    return path
 
 
 def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_batch_tokens: int = 8192,
@@ -79,7 +67,7 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
         load = partial(lambda clf: clf, preloaded)
         model_name = "classifier"
     else:
-        path = check_model_dir(classifier_or_model_dir)
+        path = check_safetensors_dir(classifier_or_model_dir)
         load = partial(Classifier.from_pretrained, path, device=device)
         model_name = path.name
     limits = Limits(max_inputs=max_inputs, max_chars=max_chars)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from textarmor.cli import app
+
+
+@app.command("serve")
+def serve(
+    model_dir: Annotated[str, typer.Argument(help="Model directory with safetensors weights.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    api_key: Annotated[str | None, typer.Option(envvar="TEXTARMOR_API_KEY", show_envvar=True,
+                                                help="Require 'Authorization: Bearer KEY' on predictions.")] = None,
+    max_batch_tokens: Annotated[int, typer.Option(help="Token budget of one merged model batch.")] = 8192,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more requests.")] = 5.0,
+    batching: Annotated[bool, typer.Option("--batching/--no-batching",
+                                           help="Merge concurrent requests (off: one request per model call).")]
+    = True,
+    max_queue: Annotated[int, typer.Option(help="Requests that may wait; more get HTTP 429.")] = 256,
+    max_inputs: Annotated[int, typer.Option(help="Texts per request; more get HTTP 413.")] = 64,
+    max_chars: Annotated[int, typer.Option(help="Characters per text; more get HTTP 413.")] = 10_000,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin",
+                                                          help="Allow browser calls from this origin "
+                                                               "(repeatable; CORS is off without it).")] = None,
+    device: Annotated[str | None, typer.Option(help="cuda, cpu or mps (default: best available).")] = None,
+) -> None:
+    """Serve a model over HTTP: Hugging Face Inference Endpoints schema on POST / and /predict, Azure ML's
+    POST /score, GET /health, /metrics (Prometheus) and /docs. Ctrl-C or SIGTERM finishes in-flight requests.
+
+    Examples:
+
+        textarmor serve runs/sst2
+
+        TEXTARMOR_API_KEY=change-me textarmor serve runs/sst2 --host 0.0.0.0 --port 8080
+
+        curl -s localhost:8080/ -H 'Content-Type: application/json' -d '{"inputs": "a gripping, funny film"}'
+    """
+    from textarmor.serving import serve as run_server
+
+    run_server(model_dir, host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
+               max_wait_ms=max_wait_ms, batching=batching, max_queue=max_queue, max_inputs=max_inputs,
+               max_chars=max_chars, cors_origins=cors_origin, device=device)
