@@ -27,6 +27,8 @@ def serve(
                                                           help="Allow browser calls from this origin "
                                                                "(repeatable; CORS is off without it).")] = None,
     device: Annotated[str | None, typer.Option(help="cuda, cpu or mps (default: best available).")] = None,
+    torch_threads: Annotated[int | None, typer.Option(help="PyTorch CPU threads (1 on a busy shared CPU; "
+                                                           "default: PyTorch's choice).")] = None,
 ) -> None:
     """Serve a model over HTTP: Hugging Face Inference Endpoints schema on POST / and /predict, Azure ML's
     POST /score, GET /health, /metrics (Prometheus) and /docs. Ctrl-C or SIGTERM finishes in-flight requests.
@@ -43,4 +45,5 @@ def serve(
 
     run_server(model_dir, host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
                max_wait_ms=max_wait_ms, batching=batching, max_queue=max_queue, max_inputs=max_inputs,
-               max_chars=max_chars, cors_origins=cors_origin, device=device)
+               max_chars=max_chars, cors_origins=cors_origin, device=device,
+               torch_threads=torch_threads)
