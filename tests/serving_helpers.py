@@ -12,15 +12,21 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config):
         super().__init__(config)
         self.ready = threading.Event()
+        self.stopping = threading.Event()
 
     async def startup(self, sockets=None):
         await super().startup(sockets=sockets)
         self.ready.set()
 
+    async def shutdown(self, sockets=None):
+        self.stopping.set()
+        await super().shutdown(sockets=sockets)
+
 
 @contextmanager
-def running(app, timeout: float = 120.0):
-    """Yield the base URL of ``app`` served by uvicorn; shut it down (gracefully) on exit."""
+def running(app, timeout: float = 120.0, while_stopping=None):
+    """Yield the base URL of ``app`` served by uvicorn; shut it down (gracefully) on exit, calling
+    ``while_stopping()`` once uvicorn has begun its shutdown."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -34,5 +40,8 @@ def running(app, timeout: float = 120.0):
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        if while_stopping is not None:
+            server.stopping.wait(timeout)
+            while_stopping()
         thread.join(timeout)
         sock.close()

@@ -317,3 +317,43 @@ def test_full_queue_is_http_429(clf):
     assert refused[0].headers["retry-after"] == "1" and "max_queue" in refused[0].json()["error"]
     assert [r.status_code for r in served] == [200, 200]  # nothing queued is dropped
     assert "textarmor_rejected_total 2.0" in metrics
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(clf):
+    gate, entered = threading.Event(), threading.Event()
+    real_backend = clf.backend
+
+    def gated_backend(encoded):
+        entered.set()
+        gate.wait(30)
+        return real_backend(encoded)
+
+    gated = Classifier.__new__(Classifier)
+    gated.__dict__.update(clf.__dict__)
+    gated.backend = gated_backend
+    app = create_app(gated)
+    result = {}
+
+    def call(url):
+        result["response"] = httpx.post(url + "/", json={"inputs": "great film"}, timeout=60)
+
+    # The model is held until uvicorn has begun shutting down; the request must still be answered.
+    with running(app, while_stopping=gate.set) as url:
+        client = threading.Thread(target=call, args=(url,))
+        client.start()
+        assert entered.wait(30)
+    client.join(30)
+    assert result["response"].status_code == 200 and result["response"].json()[0]["label"] == "positive"
+
+
+def test_serve_cli_takes_the_api_key_from_the_environment(monkeypatch, tiny_trained):
+    import textarmor.serving
+    from textarmor.cli import main
+
+    seen = {}
+    monkeypatch.setattr(textarmor.serving, "serve", lambda model_dir, **kw: seen.update(kw, model_dir=model_dir))
+    monkeypatch.setenv("TEXTARMOR_API_KEY", KEY)
+    with pytest.raises(SystemExit) as done:
+        main(["serve", str(tiny_trained), "--port", "9", "--no-batching", "--max-wait-ms", "2"])
+    assert done.value.code in (0, None)
+    assert seen["api_key"] == KEY and seen["batching"] is False and seen["port"] == 9 and seen["max_wait_ms"] == 2
