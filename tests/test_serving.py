@@ -285,7 +285,8 @@ def test_full_queue_refuses_and_errors_reach_every_request():
         failing.stop()
 
 
-def test_full_queue_is_http_429(clf):
+def _gated_classifier(clf):
+    """A copy of ``clf`` whose model calls wait at a gate (and say when one has arrived there)."""
     gate, entered = threading.Event(), threading.Event()
     real_backend = clf.backend
 
@@ -297,6 +298,11 @@ def test_full_queue_is_http_429(clf):
     gated = Classifier.__new__(Classifier)
     gated.__dict__.update(clf.__dict__)
     gated.backend = gated_backend
+    return gated, gate, entered
+
+
+def test_full_queue_is_http_429(clf):
+    gated, gate, entered = _gated_classifier(clf)
     app = create_app(gated, max_queue=1, batching=False)
 
     async def scenario(url):
@@ -320,17 +326,7 @@ def test_full_queue_is_http_429(clf):
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(clf):
-    gate, entered = threading.Event(), threading.Event()
-    real_backend = clf.backend
-
-    def gated_backend(encoded):
-        entered.set()
-        gate.wait(30)
-        return real_backend(encoded)
-
-    gated = Classifier.__new__(Classifier)
-    gated.__dict__.update(clf.__dict__)
-    gated.backend = gated_backend
+    gated, gate, entered = _gated_classifier(clf)
     app = create_app(gated)
     result = {}
 

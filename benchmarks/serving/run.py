@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--requests", type=int, default=512, help="Requests per concurrency level.")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--model-batch-tokens", type=int, default=None,
+                        help="Server's token budget per forward pass (CPU: 512; default: Classifier's 16384).")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="Server's PyTorch threads (1 on a busy shared CPU; default: PyTorch's choice).")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
@@ -152,13 +154,14 @@ def main() -> None:
         port = free_port()
         extra = ["--max-wait-ms", str(args.max_wait_ms)]
         extra += ["--torch-threads", str(args.torch_threads)] if args.torch_threads else []
+        extra += ["--model-batch-tokens", str(args.model_batch_tokens)] if args.model_batch_tokens else []
         server = start_server(model, port, batching, args.device, extra)
         try:
             asyncio.run(load(port, texts, 8, 64))  # warm-up: first calls allocate memory and pick kernels
             for concurrency in args.concurrency:
                 result = asyncio.run(load(port, texts, concurrency, args.requests))
                 row = {"model": name, "device": device, "batching": batching, "concurrency": concurrency, **result,
-                       "torch_threads": args.torch_threads}
+                       "torch_threads": args.torch_threads, "model_batch_tokens": args.model_batch_tokens}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         finally:
@@ -167,12 +170,18 @@ def main() -> None:
 
     out = Path(args.out)
     existing = json.loads(out.read_text())["rows"] if out.exists() else []
-    keys = {(r["model"], r["device"], r["batching"], r["concurrency"]) for r in rows}
-    kept = [r for r in existing if (r["model"], r["device"], r["batching"], r["concurrency"]) not in keys]
+    def key(row: dict) -> tuple:
+        return tuple(row.get(k) for k in ("model", "device", "batching", "concurrency", "torch_threads",
+                                          "model_batch_tokens"))
+
+    keys = {key(r) for r in rows}
+    kept = [r for r in existing if key(r) not in keys]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-                               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-                               "rows": kept + rows}, indent=2) + "\n")
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    for row in rows:
+        row["command"] = command
+    out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "rows": kept + rows},
+                              indent=2) + "\n")
     print(f"wrote {out}")
 
 

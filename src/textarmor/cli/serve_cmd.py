@@ -27,6 +27,9 @@ def serve(
                                                           help="Allow browser calls from this origin "
                                                                "(repeatable; CORS is off without it).")] = None,
     device: Annotated[str | None, typer.Option(help="cuda, cpu or mps (default: best available).")] = None,
+    model_batch_tokens: Annotated[int | None, typer.Option(help="Token budget of one forward pass, into which "
+                                                                "merged batches are cut (CPU: 512-1024; default "
+                                                                "16384).")] = None,
     torch_threads: Annotated[int | None, typer.Option(help="PyTorch CPU threads (1 on a busy shared CPU; "
                                                            "default: PyTorch's choice).")] = None,
 ) -> None:
@@ -46,4 +49,4 @@ def serve(
     run_server(model_dir, host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
                max_wait_ms=max_wait_ms, batching=batching, max_queue=max_queue, max_inputs=max_inputs,
                max_chars=max_chars, cors_origins=cors_origin, device=device,
-               torch_threads=torch_threads)
+               model_batch_tokens=model_batch_tokens, torch_threads=torch_threads)
