@@ -106,6 +106,9 @@ def test_non_json_body_oversized_body_and_unknown_route(http):
     assert r.status_code == 400 and "inputs" in r.json()["error"]
     r = http.post("/", content=b"x" * 20_000, headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and "bytes" in r.json()["error"]
+    chunked = http.post("/", content=iter([b'{"inputs": "', b"x" * 20_000, b'"}']),
+                        headers={"Content-Type": "application/json"})  # no Content-Length: counted as read
+    assert chunked.status_code == 413 and "bytes" in chunked.json()["error"]
     r = http.get("/nowhere")
     assert r.status_code == 404 and "error" in r.json()
 

@@ -196,19 +196,33 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 class _BodySizeLimit:
-    """Refuse bodies whose declared length exceeds what the request limits could ever need (413)."""
+    """Refuse bodies larger than the request limits could ever need (413): at once when Content-Length says
+    so, and while reading when it is absent (chunked uploads) or understated."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
+    def _message(self, size: int | str) -> str:
+        return (f"The request body has {size} bytes; this server accepts at most {self.max_bytes} "
+                "(from max_inputs x max_chars). Send fewer or shorter texts.")
+
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                response = _error(413, f"The request body has {int(length)} bytes; this server accepts at most "
-                                       f"{self.max_bytes} (from max_inputs x max_chars). Send fewer or shorter texts.")
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _error(413, self._message(int(length)))(scope, receive, send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:  # FastAPI re-raises HTTPException from body reading: JSON 413
+                raise StarletteHTTPException(413, self._message(f"more than {self.max_bytes}"))
+            return message
+
+        return await self.app(scope, counted_receive, send)
 
 
 class _RequestMetrics:
