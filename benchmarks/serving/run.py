@@ -111,14 +111,17 @@ async def load(port: int, texts: list[str], concurrency: int, requests: int) -> 
             "p99_ms": round(float(np.percentile(ms, 99)), 1), "errors": int(errors), "seconds": round(elapsed, 2)}
 
 
-def random_roberta_base(root: Path) -> str:
-    """A roberta-base-shaped classifier (12 layers, hidden 768) with random weights and MiniLM's tokenizer."""
+def random_roberta_base(root: Path, tokenizer_ref: str) -> str:
+    """A roberta-base-shaped classifier (12 layers, hidden 768) with random weights; its cost per token is
+    roberta-base's whatever the tokenizer (MiniLM's by default, a different vocabulary size only)."""
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     from textarmor.models import load_tokenizer
 
-    tokenizer = load_tokenizer("minilm-l6")
+    tokenizer = load_tokenizer(tokenizer_ref)
+    # Positions start after the padding index in RoBERTa: 514 positions read 512 tokens.
     config = RobertaConfig(vocab_size=len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id,
+                           max_position_embeddings=512 + tokenizer.pad_token_id + 1,
                            id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
     RobertaForSequenceClassification(config).save_pretrained(root, safe_serialization=True)
     tokenizer.save_pretrained(root)
@@ -129,6 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Model directory to serve.")
     parser.add_argument("--random-roberta-base", action="store_true", help="Serve a random roberta-base-shaped model.")
+    parser.add_argument("--tokenizer", default="minilm-l6",
+                        help="Tokenizer of --random-roberta-base (alias or folder; default minilm-l6).")
     parser.add_argument("--model-name", help="Name in the results (default: the folder name).")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: the server's choice).")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 64, 128])
@@ -144,7 +149,7 @@ def main() -> None:
         parser.error("pass --model DIR or --random-roberta-base")
     sys.path.insert(0, str(ROOT / "src"))
     tmp = tempfile.TemporaryDirectory()
-    model = random_roberta_base(Path(tmp.name)) if args.random_roberta_base else args.model
+    model = random_roberta_base(Path(tmp.name), args.tokenizer) if args.random_roberta_base else args.model
     name = args.model_name or ("roberta-base-random" if args.random_roberta_base else Path(model).name)
     device = args.device or "cpu"
     texts = [json.loads(line)["text"] for line in DEV.read_text().splitlines()]
