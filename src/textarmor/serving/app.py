@@ -66,7 +66,10 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
         raise ParameterError(f"max_wait_ms must be >= 0, got {max_wait_ms!r}.")
     if isinstance(classifier_or_model_dir, Classifier):
         preloaded = classifier_or_model_dir
-        load = partial(lambda clf: clf, preloaded)
+
+        def load() -> Classifier:
+            return preloaded
+
         model_name = "classifier"
     else:
         path = check_safetensors_dir(classifier_or_model_dir)
@@ -79,7 +82,7 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     async def lifespan(app: FastAPI):
         clf = await asyncio.to_thread(load)
         app.state.classifier = clf
-        app.state.length_tokenizer = copy.deepcopy(clf.tokenizer)  # event-loop-only copy (see _predict)
+        app.state.length_tokenizer = copy.deepcopy(clf.tokenizer)  # the event loop's own (see predict)
         app.state.batcher = MicroBatcher(
             partial(model_scores, clf), cost=partial(_token_count, clf), max_batch_cost=max_batch_tokens,
             max_wait_s=max_wait_ms / 1000 if batching else 0.0, max_queue=max_queue,
@@ -123,7 +126,7 @@ def _add_routes(app: FastAPI, limits: Limits) -> None:
         if not body.parameters.truncation:
             # Fast tokenizers refuse concurrent use with different truncation settings, so this check
             # uses a copy of the tokenizer that only the event loop touches; inputs are bounded by limits.
-            check_token_lengths(_LengthView(state.classifier, state.length_tokenizer), texts)
+            check_token_lengths(state.length_tokenizer, state.classifier.max_length, texts)
         scores = await state.batcher.submit(texts)
         return format_response(state.classifier, body, scores)
 
@@ -150,13 +153,6 @@ def _add_routes(app: FastAPI, limits: Limits) -> None:
     @app.get("/swagger.json", include_in_schema=False)
     def swagger(request: Request) -> dict:
         return request.app.openapi()
-
-
-class _LengthView:
-    """A classifier seen through another tokenizer: what :func:`check_token_lengths` needs."""
-
-    def __init__(self, clf: Classifier, tokenizer):
-        self.tokenizer, self.max_length = tokenizer, clf.max_length
 
 
 def _error(code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -101,12 +101,12 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
     return "Invalid request: " + "; ".join(parts) + "."
 
 
-def check_token_lengths(clf: Classifier, texts: list[str]) -> None:
+def check_token_lengths(tokenizer, max_length: int, texts: list[str]) -> None:
     """With ``truncation: false``, refuse inputs longer than the model reads instead of cutting them."""
-    lengths = [len(ids) for ids in clf.tokenizer(texts, truncation=False)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
     for i, n in enumerate(lengths):
-        if n > clf.max_length:
-            raise LimitError(f"Input {i} has {n} tokens; the model reads at most {clf.max_length} and "
+        if n > max_length:
+            raise LimitError(f"Input {i} has {n} tokens; the model reads at most {max_length} and "
                              "truncation is off. Shorten it or leave truncation on.")
 
 
@@ -129,5 +129,5 @@ def predict(clf: Classifier, data: Any, limits: Limits | None = None) -> list:
     texts = request.texts
     (limits or Limits()).check(texts)
     if not request.parameters.truncation:
-        check_token_lengths(clf, texts)
+        check_token_lengths(clf.tokenizer, clf.max_length, texts)
     return format_response(clf, request, model_scores(clf, texts)) if texts else []
