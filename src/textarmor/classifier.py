@@ -14,12 +14,15 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from textarmor.backends import BACKENDS, ONNX_FILE, detect_backend
+from textarmor.backends.torch_backend import TorchBackend
 from textarmor.errors import ParameterError
 from textarmor.model_dir import TextArmorConfig
 
@@ -73,39 +76,6 @@ class Prediction:
         return row
 
 
-class TorchBackend:
-    """Runs a ``transformers`` sequence classifier on one device, in inference mode."""
-
-    name = "torch"
-
-    def __init__(self, model, device: str | None = None, dtype: str | None = None):
-        import torch
-
-        self.device = torch.device(device or _auto_device())
-        if dtype is None:
-            dtype = "bfloat16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        self.model = model.to(self.device, dtype=self.dtype).eval()
-
-    def __call__(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
-        import torch
-
-        inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in encoded.items()}
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits
-        return logits.float().cpu().numpy()
-
-
-def _auto_device() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 class Classifier:
     """Batched, calibrated text classification over a Hugging Face sequence classifier.
 
@@ -119,8 +89,9 @@ class Classifier:
         Default: cuda, then mps, then cpu; bfloat16 on a GPU that supports it, else float32.
     max_tokens_per_batch:
         Token budget of one forward pass (padded length × rows); bounds memory whatever the lengths.
+        Default 65,536 on a GPU, 16,384 elsewhere.
     max_batch_size:
-        Upper bound on rows per forward pass, for very short inputs.
+        Upper bound on rows per forward pass, for very short inputs. Default 2,048 on a GPU, 256 elsewhere.
     max_length:
         Truncation length in tokens; default is what the model can read (and ``config.max_length``).
     cache_size:
@@ -128,34 +99,56 @@ class Classifier:
     """
 
     def __init__(self, model, tokenizer, *, config: TextArmorConfig | None = None, device: str | None = None,
-                 dtype: str | None = None, max_tokens_per_batch: int = 16384, max_batch_size: int = 256,
-                 max_length: int | None = None, cache_size: int = 0, backend=None):
+                 dtype: str | None = None, max_tokens_per_batch: int | None = None,
+                 max_batch_size: int | None = None, max_length: int | None = None, cache_size: int = 0,
+                 backend=None, model_config=None, tokenize_chunk: int = 4096):
         self.tokenizer = tokenizer
-        self.model_config = model.config if model is not None else None
+        self.model_config = model_config if model_config is not None else getattr(model, "config", None)
         id2label = getattr(self.model_config, "id2label", None) or {}
         self.labels = list(config.labels) if config else [id2label[i] for i in sorted(id2label)]
         self.config = config or TextArmorConfig(labels=self.labels)
         self.backend = backend if backend is not None else TorchBackend(model, device=device, dtype=dtype)
         self.max_length = max_length or self._model_max_length()
+        # A GPU needs large batches to be busy; a CPU gains nothing past a few thousand tokens.
+        on_gpu = str(getattr(self.backend, "device", "cpu")).startswith("cuda")
+        max_tokens_per_batch = max_tokens_per_batch or (65536 if on_gpu else 16384)
+        max_batch_size = max_batch_size or (2048 if on_gpu else 256)
         if max_tokens_per_batch < self.max_length:
             raise ParameterError(f"max_tokens_per_batch ({max_tokens_per_batch}) must be at least the "
                                  f"maximum sequence length ({self.max_length}).")
         self.max_tokens_per_batch = max_tokens_per_batch
         self.max_batch_size = max_batch_size
+        self.tokenize_chunk = tokenize_chunk
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
         self.num_queries = 0  # inputs actually sent to the model (cache hits excluded)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str | None = None, dtype: str | None = None,
-                        trust_remote_code: bool = False, **kwargs) -> Classifier:
-        """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts)."""
+    def from_pretrained(cls, model_dir: str | os.PathLike, *, backend: str = "auto", device: str | None = None,
+                        dtype: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
+                        **kwargs) -> Classifier:
+        """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts).
+
+        ``backend``: ``torch``, ``onnx`` (a folder from ``textarmor export``; ``threads`` sets ONNX Runtime's
+        intra-op threads) or ``auto`` (onnx for exported folders, else torch).
+        """
         from textarmor.models import load_model, load_tokenizer, resolve_model_path
 
+        if backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         path = resolve_model_path(model_dir)
         config = TextArmorConfig.load(path) if Path(path).is_dir() else None
-        model = load_model(path, trust_remote_code=trust_remote_code)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        if backend == "auto":
+            backend = detect_backend(path)
+        if backend == "onnx":
+            from transformers import AutoConfig
+
+            from textarmor.backends.onnx_backend import OnnxBackend
+
+            return cls(None, tokenizer, config=config, model_config=AutoConfig.from_pretrained(path),
+                       backend=OnnxBackend(Path(path) / ONNX_FILE, threads=threads), **kwargs)
+        model = load_model(path, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, config=config, device=device, dtype=dtype, **kwargs)
 
     # ----------------------------------------------------------------- scores
@@ -212,18 +205,40 @@ class Classifier:
 
     def _forward(self, texts: list[str], text_pairs: list[str] | None) -> np.ndarray:
         self.num_queries += len(texts)
-        encoded = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.max_length,
-                                 return_attention_mask=False, return_token_type_ids=False)
-        ids = encoded["input_ids"]
-        type_ids = None
-        if "token_type_ids" in self.tokenizer.model_input_names and text_pairs is not None:
-            type_ids = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.max_length,
-                                      return_attention_mask=False)["token_type_ids"]
+        # Order by character length before tokenising: it tracks token length closely, so slices tokenised
+        # one at a time (the next in a background thread while the model runs) still give batches of
+        # near-equal length, with little padding.
+        chars = [len(t) + (len(text_pairs[i]) if text_pairs is not None else 0) for i, t in enumerate(texts)]
+        order = np.argsort(-np.asarray(chars), kind="stable")
+        slices = [order[i:i + self.tokenize_chunk] for i in range(0, len(texts), self.tokenize_chunk)]
+        handles, targets = [], []
+
+        def run_slice(indices: np.ndarray, encoded: dict[str, list[list[int]]]) -> None:
+            ids = encoded["input_ids"]
+            for batch in self.plan_batches([len(x) for x in ids]):
+                handles.append(self.backend.submit(self._pad(encoded, batch)))
+                targets.append(indices[batch])
+
+        if len(slices) == 1:
+            run_slice(slices[0], self._tokenize(texts, text_pairs, slices[0]))
+        else:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(self._tokenize, texts, text_pairs, slices[0])
+                for k, indices in enumerate(slices):
+                    encoded = pending.result()
+                    if k + 1 < len(slices):
+                        pending = pool.submit(self._tokenize, texts, text_pairs, slices[k + 1])
+                    run_slice(indices, encoded)
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for batch in self.plan_batches([len(x) for x in ids]):
-            out[batch] = self.backend(self._pad([ids[i] for i in batch],
-                                                None if type_ids is None else [type_ids[i] for i in batch]))
+        for indices, logits in zip(targets, self.backend.collect(handles)):
+            out[indices] = logits
         return out
+
+    def _tokenize(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray):
+        chosen = [texts[i] for i in indices]
+        pairs = [text_pairs[i] for i in indices] if text_pairs is not None else None
+        return self.tokenizer(chosen, pairs, truncation=True, max_length=self.max_length,
+                              return_attention_mask=False, return_token_type_ids=self._uses_token_types)
 
     def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group indices, longest first, so that rows × padded length stays within the token budget."""
@@ -243,7 +258,12 @@ class Classifier:
             batches.append(current)
         return batches
 
-    def _pad(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> dict[str, np.ndarray]:
+    @property
+    def _uses_token_types(self) -> bool:
+        return "token_type_ids" in self.tokenizer.model_input_names
+
+    def _pad(self, encoded, batch: list[int]) -> dict[str, np.ndarray]:
+        ids = [encoded["input_ids"][i] for i in batch]
         width = max(len(x) for x in ids)
         pad_id = self.tokenizer.pad_token_id or 0
         input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
@@ -251,13 +271,14 @@ class Classifier:
         for row, seq in enumerate(ids):
             input_ids[row, :len(seq)] = seq
             mask[row, :len(seq)] = 1
-        encoded = {"input_ids": input_ids, "attention_mask": mask}
-        if "token_type_ids" in self.tokenizer.model_input_names:
+        arrays = {"input_ids": input_ids, "attention_mask": mask}
+        if self._uses_token_types:
             types = np.zeros_like(input_ids)
-            for row, seq in enumerate(type_ids or []):
+            for row, i in enumerate(batch):
+                seq = encoded["token_type_ids"][i]
                 types[row, :len(seq)] = seq
-            encoded["token_type_ids"] = types
-        return encoded
+            arrays["token_type_ids"] = types
+        return arrays
 
     def predict_proba(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                       function_to_apply: str | None = None, calibrated: bool = True) -> np.ndarray:
