@@ -32,13 +32,13 @@ def cpu_name() -> str:
     return f"{platform.processor() or 'cpu'} ({os.cpu_count()} cores)"
 
 
-def write_rows(name: str, rows: list[dict], replace_where: dict | None = None) -> Path:
-    """Merge ``rows`` into ``benchmarks/results/NAME.json``: rows matching ``replace_where`` are replaced,
-    so CPU and GPU runs of the same benchmark can live in one file."""
+def write_rows(name: str, rows: list[dict], key: tuple[str, ...]) -> Path:
+    """Merge ``rows`` into ``benchmarks/results/NAME.json``, replacing earlier rows with the same ``key``
+    fields, so runs on different machines or of different engines accumulate in one file."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     existing = json.loads(path.read_text())["rows"] if path.exists() else []
-    if replace_where:
-        existing = [r for r in existing if any(r.get(k) != v for k, v in replace_where.items())]
-    path.write_text(json.dumps({"rows": existing + rows}, indent=2) + "\n")
+    new_keys = {tuple(r.get(k) for k in key) for r in rows}
+    kept = [r for r in existing if tuple(r.get(k) for k in key) not in new_keys]
+    path.write_text(json.dumps({"rows": kept + rows}, indent=2) + "\n")
     return path

@@ -133,3 +133,19 @@ def test_fast_tokenisation_matches_wordpiece_pairs(minilm_path):
     reference = clf.tokenizer(texts, second, truncation=True, max_length=clf.max_length)
     assert fast["input_ids"] == reference["input_ids"]
     assert fast["token_type_ids"] == reference["token_type_ids"]
+
+
+def test_prebuilt_attention_mask_gives_the_same_logits(tiny_trained):
+    from textarmor.backends.torch_backend import TorchBackend
+    from textarmor.models import load_model, load_tokenizer
+
+    texts = ["great " * n for n in (1, 7, 30)] + ["the dull plot"]
+    results = []
+    for prebuilt in (False, True):
+        model = load_model(str(tiny_trained))
+        if prebuilt and not TorchBackend._mask_compatible(model):
+            pytest.skip("model does not use SDPA attention")
+        backend = TorchBackend(model, device="cpu", prebuilt_mask=prebuilt)
+        clf = Classifier(None, load_tokenizer(str(tiny_trained)), backend=backend, model_config=model.config)
+        results.append(clf.logits(texts))
+    np.testing.assert_allclose(results[0], results[1], atol=1e-5)

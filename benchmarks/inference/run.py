@@ -159,14 +159,14 @@ def run_gpu(args) -> list[dict]:
             "imdb-x10": [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
-        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats)
+        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines)
     if args.parity_model:
         rows.append(parity(args))
         print(rows[-1], flush=True)
     return rows
 
 
-def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats) -> list[dict]:
+def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -186,10 +186,12 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats) -> list[d
         rows.append(row(device, "roberta-base", name, engine, dtype, seconds, len(texts), lengths.sum(), flops, peak))
         print(rows[-1], flush=True)
 
-    fp32 = base.to("cuda", dtype=torch.float32)
-    add("hf-pipeline", "fp32", lambda: pipeline_scores(fp32, tokenizer, texts, 0), repeats=1)
+    if baselines:
+        fp32 = base.to("cuda", dtype=torch.float32)
+        add("hf-pipeline", "fp32", lambda: pipeline_scores(fp32, tokenizer, texts, 0), repeats=1)
     bf16 = base.to("cuda", dtype=torch.bfloat16)
-    add("naive-batch64", "bf16", lambda: naive_scores(bf16, tokenizer, texts, "cuda"), repeats=1)
+    if baselines:
+        add("naive-batch64", "bf16", lambda: naive_scores(bf16, tokenizer, texts, "cuda"), repeats=1)
     clf = Classifier(bf16, tokenizer, device="cuda", dtype="bfloat16")
     add("textarmor", "bf16", lambda: clf.predict_proba(texts))
     fast_tok_s, _ = timed(lambda: clf._tokenize(texts, None, np.arange(len(texts))), repeats=2)
@@ -213,11 +215,24 @@ def parity(args) -> dict:
 
     dev = read_jsonl(args.parity_data) if args.parity_data else []
     texts = [r["text"] for r in dev] + [r["text"] for r in read_jsonl(args.sst2, limit=20000)]
-    ref = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="float32").predict_proba(texts)
+    ref_clf = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="float32")
+    ref_clf.backend.prebuilt_mask = False  # the reference runs the model's own mask handling
+    ref = ref_clf.predict_proba(texts)
     fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="bfloat16").predict_proba(texts)
-    return {"engine": "parity-bf16-vs-fp32", "n": len(texts),
-            "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
-            "argmax_agreement": round(float((ref.argmax(1) == fast.argmax(1)).mean()), 5)}
+    labels = {r["text"]: r["label"] for r in dev}
+    names = ref_clf.labels
+    accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]] for i in range(len(dev))])), 4)
+                for tag, p in (("fp32", ref), ("bf16", fast))} if dev else {}
+    return {"device": torch_device_name(), "engine": "parity-bf16-vs-fp32", "dataset": "sst2-dev+train20k",
+            "n": len(texts), "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
+            "argmax_agreement": round(float((ref.argmax(1) == fast.argmax(1)).mean()), 5),
+            "dev_accuracy": accuracy}
+
+
+def torch_device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
 
 
 def main() -> None:
@@ -236,11 +251,12 @@ def main() -> None:
     gpu.add_argument("--parity-model")
     gpu.add_argument("--parity-data")
     gpu.add_argument("--repeats", type=int, default=3)
+    gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
+                     help="time textarmor only (the baselines' rows in the results file stay)")
     parser.add_argument("--out-name", default="inference")
     args = parser.parse_args()
     rows = run_cpu(args) if args.mode == "cpu" else run_gpu(args)
-    device = rows[0]["device"]
-    print(write_rows(args.out_name, rows, replace_where={"device": device}))
+    print(write_rows(args.out_name, rows, key=("device", "dataset", "engine", "dtype")))
 
 
 if __name__ == "__main__":

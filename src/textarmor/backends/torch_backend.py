@@ -23,8 +23,12 @@ class TorchBackend:
     """
 
     name = "torch"
+    # Encoders whose SDPA attention takes a ready 4-D mask unchanged (transformers' mask helpers return a
+    # 4-D mask as is). Handing it over skips the helpers' `padding_mask.all()` check, a GPU->CPU sync per batch.
+    _PREBUILT_MASK_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 
-    def __init__(self, model, device: str | None = None, dtype: str | None = None):
+    def __init__(self, model, device: str | None = None, dtype: str | None = None,
+                 prebuilt_mask: bool | None = None):
         import torch
 
         self.device = torch.device(device or auto_device())
@@ -33,11 +37,23 @@ class TorchBackend:
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self.model = model.to(self.device, dtype=self.dtype).eval()
         self._pin = self.device.type == "cuda"
+        if prebuilt_mask is None:
+            prebuilt_mask = self.device.type == "cuda" and self._mask_compatible(model)
+        self.prebuilt_mask = prebuilt_mask
+
+    @classmethod
+    def _mask_compatible(cls, model) -> bool:
+        config = getattr(model, "config", None)
+        return (getattr(config, "model_type", None) in cls._PREBUILT_MASK_MODELS
+                and getattr(config, "_attn_implementation", None) == "sdpa")
 
     def submit(self, encoded: dict[str, np.ndarray]):
         import torch
 
         inputs = {}
+        if self.prebuilt_mask:
+            # (batch, 1, 1, keys), True = attend: broadcast over heads and queries by SDPA.
+            encoded = dict(encoded, attention_mask=encoded["attention_mask"].astype(bool)[:, None, None, :])
         for key, array in encoded.items():
             tensor = torch.from_numpy(array)
             if self._pin:
