@@ -121,7 +121,7 @@ class Classifier:
         self.max_batch_size = max_batch_size
         self.tokenize_chunk = tokenize_chunk
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str | tuple[str, str], np.ndarray] = OrderedDict()
         self.num_queries = 0  # inputs actually sent to the model (cache hits excluded)
 
     @classmethod
@@ -183,26 +183,31 @@ class Classifier:
             if len(text_pairs) != len(texts):
                 raise ParameterError(f"text_pairs has {len(text_pairs)} items but texts has {len(texts)}; "
                                      "pass one pair per text.")
-        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        keys = [(t, text_pairs[i] if text_pairs is not None else None) for i, t in enumerate(texts)]
-        todo: dict[tuple[str, str | None], list[int]] = {}
-        for i, key in enumerate(keys):
-            cached = self._cache.get(key) if self.cache_size else None
-            if cached is not None:
-                out[i] = cached
-                self._cache.move_to_end(key)
+        keys = texts if text_pairs is None else list(zip(texts, text_pairs))
+        # Each distinct input runs once per call (attacks and real traffic repeat texts); `inverse` maps
+        # every input back to its distinct row without a Python loop over rows.
+        first: dict = {}
+        inverse = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.int64, count=len(keys))
+        distinct = list(first)
+        rows = np.empty((len(distinct), len(self.labels)), dtype=np.float32)
+        missing = [] if self.cache_size else list(range(len(distinct)))
+        for j, key in enumerate(distinct if self.cache_size else ()):
+            cached = self._cache.get(key)
+            if cached is None:
+                missing.append(j)
             else:
-                todo.setdefault(key, []).append(i)  # duplicates in one call run once
-        if todo:
-            unique = list(todo)
-            computed = self._forward([k[0] for k in unique], None if text_pairs is None else [k[1] for k in unique])
-            for key, row in zip(unique, computed):
-                out[todo[key]] = row
-                if self.cache_size:
-                    self._cache[key] = row
-            while self.cache_size and len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return out
+                rows[j] = cached
+                self._cache.move_to_end(key)
+        if missing:
+            todo = [distinct[j] for j in missing]
+            rows[missing] = self._forward(todo, None) if text_pairs is None else self._forward(
+                [k[0] for k in todo], [k[1] for k in todo])
+            if self.cache_size:
+                for j in missing:
+                    self._cache[distinct[j]] = rows[j]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return rows[inverse]
 
     def _forward(self, texts: list[str], text_pairs: list[str] | None) -> np.ndarray:
         self.num_queries += len(texts)
