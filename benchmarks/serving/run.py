@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=512, help="Requests per concurrency level.")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--model-batch-tokens", type=int, default=None,
-                        help="Server's token budget per forward pass (CPU: 512; default: Classifier's 16384).")
+                        help="Server's token budget per forward pass (CPU: 512; default: the Classifier's).")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="Server's PyTorch threads (1 on a busy shared CPU; default: PyTorch's choice).")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))

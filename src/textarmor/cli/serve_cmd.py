@@ -28,8 +28,8 @@ def serve(
                                                                "(repeatable; CORS is off without it).")] = None,
     device: Annotated[str | None, typer.Option(help="cuda, cpu or mps (default: best available).")] = None,
     model_batch_tokens: Annotated[int | None, typer.Option(help="Token budget of one forward pass, into which "
-                                                                "merged batches are cut (CPU: 512-1024; default "
-                                                                "16384).")] = None,
+                                                                "merged batches are cut (CPU: 512-1024; default: "
+                                                                "the Classifier's).")] = None,
     torch_threads: Annotated[int | None, typer.Option(help="PyTorch CPU threads (1 on a busy shared CPU; "
                                                            "default: PyTorch's choice).")] = None,
 ) -> None:

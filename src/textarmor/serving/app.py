@@ -82,9 +82,12 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     async def lifespan(app: FastAPI):
         clf = await asyncio.to_thread(load)
         app.state.classifier = clf
-        app.state.length_tokenizer = copy.deepcopy(clf.tokenizer)  # the event loop's own (see predict)
+        # Token counts (batch budget, truncation check) are taken on the event loop with its own tokenizer
+        # copy: fast tokenizers fail when used concurrently with different truncation settings.
+        tokenizer = app.state.length_tokenizer = copy.deepcopy(clf.tokenizer)
         app.state.batcher = MicroBatcher(
-            partial(model_scores, clf), cost=partial(_token_count, clf), max_batch_cost=max_batch_tokens,
+            partial(model_scores, clf), cost=partial(_token_count, tokenizer, clf.max_length),
+            max_batch_cost=max_batch_tokens,
             max_wait_s=max_wait_ms / 1000 if batching else 0.0, max_queue=max_queue,
             max_requests=None if batching else 1, on_batch=app.state.metrics.observe_batch).start()
         try:
@@ -111,9 +114,9 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     return app
 
 
-def _token_count(clf: Classifier, texts: list[str]) -> int:
-    # Same truncation settings as Classifier's own tokenizer call, from the same (worker) thread.
-    return sum(len(ids) for ids in clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"])
+def _token_count(tokenizer, max_length: int, texts: list[str]) -> int:
+    """Tokens the model will read (after truncation): the cost of a request against the batch budget."""
+    return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
 
 
 def _add_routes(app: FastAPI, limits: Limits) -> None:
@@ -124,8 +127,7 @@ def _add_routes(app: FastAPI, limits: Limits) -> None:
             return []
         state = request.app.state
         if not body.parameters.truncation:
-            # Fast tokenizers refuse concurrent use with different truncation settings, so this check
-            # uses a copy of the tokenizer that only the event loop touches; inputs are bounded by limits.
+            # On the event loop's tokenizer copy (see lifespan); inputs are bounded by the limits.
             check_token_lengths(state.length_tokenizer, state.classifier.max_length, texts)
         scores = await state.batcher.submit(texts)
         return format_response(state.classifier, body, scores)

@@ -43,7 +43,8 @@ class MicroBatcher:
     run_batch:
         Blocking function of a list of texts returning one row per text (e.g. calibrated logits).
     cost:
-        Cost of a list of texts against the budget (tokens); default: the number of texts.
+        Cost of a list of texts against the budget (tokens); default: the number of texts. It runs in
+        :meth:`submit`, on the caller's event loop.
     max_batch_cost:
         Budget of one merged batch. A single request above it still runs, alone.
     max_wait_s:
