@@ -289,18 +289,17 @@ def test_full_queue_refuses_and_errors_reach_every_request():
 
 
 def _gated_classifier(clf):
-    """A copy of ``clf`` whose model calls wait at a gate (and say when one has arrived there)."""
+    """A copy of ``clf`` whose scoring calls wait at a gate (and say when one has arrived there)."""
     gate, entered = threading.Event(), threading.Event()
-    real_backend = clf.backend
 
-    def gated_backend(encoded):
+    def gated_predict_proba(*args, **kwargs):
         entered.set()
         gate.wait(30)
-        return real_backend(encoded)
+        return clf.predict_proba(*args, **kwargs)
 
     gated = Classifier.__new__(Classifier)
     gated.__dict__.update(clf.__dict__)
-    gated.backend = gated_backend
+    gated.predict_proba = gated_predict_proba
     return gated, gate, entered
 
 
@@ -311,10 +310,13 @@ def test_full_queue_is_http_429(clf):
     async def scenario(url):
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             running_one = asyncio.ensure_future(client.post("/", json={"inputs": "great 0"}))
-            await asyncio.to_thread(entered.wait, 30)  # the model is busy with the first request
+            assert await asyncio.to_thread(entered.wait, 30)  # the model is busy with the first request
             queued = asyncio.ensure_future(client.post("/", json={"inputs": "great 1"}))
-            while app.state.batcher.depth == 0:  # the second request has reached the queue
+            for _ in range(30_000):  # until the second request has reached the queue
+                if app.state.batcher.depth:
+                    break
                 await asyncio.sleep(0.001)
+            assert app.state.batcher.depth == 1
             refused = await asyncio.gather(*(client.post("/", json={"inputs": "great"}) for _ in range(2)))
             gate.set()
             return refused, await asyncio.gather(running_one, queued)

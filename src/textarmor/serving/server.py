@@ -10,8 +10,7 @@ def serve(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 
           max_batch_tokens: int = 8192, max_wait_ms: float = 5.0, max_queue: int = 256, max_inputs: int = 64,
           max_chars: int = 10_000, batching: bool = True, cors_origins: list[str] | None = None,
           device: str | None = None, model_batch_tokens: int | None = None, torch_threads: int | None = None,
-          graceful_timeout_s: float = 30.0,
-          log_level: str = "info") -> None:
+          graceful_timeout_s: float = 30.0, log_level: str = "info") -> None:
     """Serve ``model_dir`` until SIGINT/SIGTERM, then stop taking connections, finish in-flight requests
     (up to ``graceful_timeout_s``) and exit. The API key comes from ``api_key`` or ``$TEXTARMOR_API_KEY``.
 
