@@ -22,7 +22,8 @@ class Attribution:
     """Scores of one method for a batch of texts; every list has one item per text.
 
     ``token_scores[i]`` has one score per real token of ``tokens[i]`` (special tokens included, scored 0
-    by methods that only see words); ``word_scores[i]`` one per ``words[i]``, the sum over its tokens.
+    by methods that only see words); ``word_scores[i]`` one per ``words[i]``, the sum over its tokens;
+    ``spans[i]`` the words' character offsets in ``texts[i]``.
     Positive scores speak for ``targets[i]`` (a class index), negative ones against it.
     ``convergence_delta[i]`` is integrated gradients' completeness error, sum of attributions minus
     (f(x) − f(baseline)); ``None`` for methods without one.
@@ -33,6 +34,7 @@ class Attribution:
     tokens: list[list[str]]
     token_scores: list[np.ndarray]
     words: list[list[str]]
+    spans: list[list[tuple[int, int]]]
     word_scores: list[np.ndarray]
     targets: list[int]
     truncated: list[bool]
@@ -56,6 +58,17 @@ class Explainer:
             torch_model(classifier)  # fail at construction, not half-way through a batch
         self.classifier = classifier
 
+    def attribute(self, texts: Sequence[str], target: int | str | Sequence[int | str] | None = None) -> Attribution:
+        """Attribute ``texts`` (one string or a sequence) for ``target``: a class index or label name, one
+        for all texts or one per text; default the predicted class."""
+        batch = self._encode(texts)
+        return self.attribute_encoded(batch, self._targets(batch, target))
+
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
+        """Attribute an already encoded batch (:func:`~textarmor.explain.encoding.encode`), so that several
+        methods share one tokenisation."""
+        raise NotImplementedError
+
     def _encode(self, texts: Sequence[str]) -> EncodedBatch:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
@@ -72,7 +85,7 @@ class Explainer:
             word_scores = [words_from_tokens(s, batch.word_index[i], len(batch.words[i]))
                            for i, s in enumerate(token_scores)]
         return Attribution(method=self.name, texts=batch.texts, tokens=batch.tokens, token_scores=token_scores,
-                           words=batch.words, word_scores=word_scores, targets=targets,
+                           words=batch.words, spans=batch.spans, word_scores=word_scores, targets=targets,
                            truncated=batch.truncated, convergence_delta=delta)
 
 

@@ -21,8 +21,7 @@ import numpy as np
 
 from textarmor.classifier import Classifier
 from textarmor.errors import ParameterError
-from textarmor.explain.attribution import (Attribution, Explainer, eager_attention, score_function,
-                                           torch_model)
+from textarmor.explain.attribution import Attribution, Explainer, eager_attention, score_function, torch_model
 from textarmor.explain.encoding import EncodedBatch, remove_words, token_scores_of, tokens_from_words
 
 Target = int | str | Sequence[int | str] | None
@@ -92,10 +91,8 @@ class Attention(Explainer):
         self.layer = layer
         self.head = head
 
-    def attribute(self, texts: Sequence[str], target: Target = None) -> Attribution:
-        """Attention from the first token in ``layer`` (``target`` only labels the result)."""
-        batch = self._encode(texts)
-        targets = self._targets(batch, target)
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
+        """Attention from the first token in ``layer`` (``targets`` only label the result)."""
         weights = _attentions(self.classifier, batch)[self.layer]
         weights = weights.mean(dim=1) if self.head is None else weights[:, self.head]
         scores = []
@@ -110,10 +107,8 @@ class AttentionRollout(Explainer):
 
     name = "rollout"
 
-    def attribute(self, texts: Sequence[str], target: Target = None) -> Attribution:
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
         """Rollout row of the first token over each text's real tokens (rows sum to 1)."""
-        batch = self._encode(texts)
-        targets = self._targets(batch, target)
         attentions = _attentions(self.classifier, batch)
         scores = []
         for i in range(len(batch)):
@@ -132,12 +127,10 @@ class GradientXInput(Explainer):
 
     name = "grad_input"
 
-    def attribute(self, texts: Sequence[str], target: Target = None) -> Attribution:
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
         import torch
         from captum.attr import LayerGradientXActivation
 
-        batch = self._encode(texts)
-        targets = self._targets(batch, target)
         model = torch_model(self.classifier)
         method = LayerGradientXActivation(score_function(self.classifier), model.get_input_embeddings())
         attr = method.attribute(batch.input_ids, target=torch.tensor(targets, device=batch.input_ids.device),
@@ -172,6 +165,12 @@ class IntegratedGradients(Explainer):
             Rows (text × step) per forward/backward pass; bounds memory whatever ``n_steps``. Texts are
             attributed in groups of at most this many. Default: all steps of the batch at once.
         """
+        batch = self._encode(texts)
+        return self.attribute_encoded(batch, self._targets(batch, target), n_steps=n_steps,
+                                      internal_batch_size=internal_batch_size)
+
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int], *, n_steps: int = 50,
+                          internal_batch_size: int | None = None) -> Attribution:
         import torch
         from captum.attr import LayerIntegratedGradients
 
@@ -180,8 +179,6 @@ class IntegratedGradients(Explainer):
         if internal_batch_size is not None and internal_batch_size < 1:
             raise ParameterError(f"internal_batch_size must be a positive integer or None, got "
                                  f"{internal_batch_size!r}.")
-        batch = self._encode(texts)
-        targets = self._targets(batch, target)
         model = torch_model(self.classifier)
         method = LayerIntegratedGradients(score_function(self.classifier), model.get_input_embeddings())
         ids, mask = batch.input_ids, batch.attention_mask
@@ -212,9 +209,7 @@ class Occlusion(Explainer):
     name = "occlusion"
     needs_torch = False
 
-    def attribute(self, texts: Sequence[str], target: Target = None) -> Attribution:
-        batch = self._encode(texts)
-        targets = self._targets(batch, target)
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
         variants = [remove_words(text, batch.spans[i], [j])
                     for i, text in enumerate(batch.texts) for j in range(len(batch.words[i]))]
         full = self.classifier.predict_proba(batch.texts)
@@ -241,9 +236,7 @@ class RandomBaseline(Explainer):
         super().__init__(classifier)
         self.seed = seed
 
-    def attribute(self, texts: Sequence[str], target: Target = None) -> Attribution:
-        batch = self._encode(texts)
-        targets = self._targets(batch, target)
+    def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
         word_scores = [np.random.default_rng([self.seed, zlib.crc32(text.encode("utf-8"))])
                        .uniform(-1.0, 1.0, len(batch.words[i])) for i, text in enumerate(batch.texts)]
         token_scores = [tokens_from_words(w, batch.word_index[i]) for i, w in enumerate(word_scores)]
