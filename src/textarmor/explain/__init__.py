@@ -40,11 +40,12 @@ from textarmor.explain.methods import (
     attention_rollout,
 )
 from textarmor.explain.render import save_png, to_html, to_json, write_outputs
+from textarmor.explain.run import ExplainRun, explain_inputs
 
 __all__ = [
     "DEFAULT_METHODS", "METHODS", "THRESHOLDS", "Attention", "AttentionRollout", "Attribution", "Comparison",
-    "Explainer", "Explanation", "Faithfulness", "GradientXInput", "IntegratedGradients", "Occlusion",
+    "ExplainRun", "Explainer", "Explanation", "Faithfulness", "GradientXInput", "IntegratedGradients", "Occlusion",
     "RandomBaseline", "attention_rollout", "build_explainers", "check_methods", "compare", "eager_attention",
-    "explain", "explain_texts", "faithfulness", "save_png", "to_html", "to_json", "torch_model", "word_changes",
+    "explain", "explain_inputs", "explain_texts", "faithfulness", "save_png", "to_html", "to_json", "torch_model", "word_changes",
     "write_outputs",
 ]

@@ -122,17 +122,23 @@ class GradientXInput(Explainer):
     """Gradient of the target score with respect to the word embeddings, times the embeddings.
 
     Through Captum's ``LayerGradientXActivation`` on ``model.get_input_embeddings()``; a token's score is
-    the sum over embedding dimensions. One forward and one backward pass per batch.
+    the sum over embedding dimensions. One forward and one backward pass per batch. ``output`` is
+    ``"probability"`` (default, the Classifier's calibrated score) or ``"logit"``.
     """
 
     name = "grad_input"
+
+    def __init__(self, classifier: Classifier, output: str = "probability"):
+        super().__init__(classifier)
+        self.forward = score_function(classifier, output)  # validates output
+        self.output = output
 
     def attribute_encoded(self, batch: EncodedBatch, targets: list[int]) -> Attribution:
         import torch
         from captum.attr import LayerGradientXActivation
 
         model = torch_model(self.classifier)
-        method = LayerGradientXActivation(score_function(self.classifier), model.get_input_embeddings())
+        method = LayerGradientXActivation(self.forward, model.get_input_embeddings())
         attr = method.attribute(batch.input_ids, target=torch.tensor(targets, device=batch.input_ids.device),
                                 additional_forward_args=(batch.attention_mask,))
         padded = attr.sum(dim=-1).detach().float().cpu().numpy()
@@ -143,11 +149,18 @@ class IntegratedGradients(Explainer):
     """Integrated gradients (Sundararajan et al. 2017) on the word-embedding layer, through Captum.
 
     The baseline replaces every non-special token by the padding token (``[CLS]``/``[SEP]``, ``<s>``/``</s>``
-    stay). Scores are of the calibrated target probability (what the Classifier reports), so each text's
-    attributions add up to ``f(x) − f(baseline)`` up to the reported ``convergence_delta``.
+    stay). By default ``f`` is the calibrated target probability (what the Classifier reports), so each
+    text's attributions add up to ``f(x) − f(baseline)`` up to the reported ``convergence_delta``; with
+    ``output="logit"``, the target logit, which does not saturate: on a very confident model a probability
+    path can change within a few steps' width and need many more ``n_steps`` for a small delta.
     """
 
     name = "ig"
+
+    def __init__(self, classifier: Classifier, output: str = "probability"):
+        super().__init__(classifier)
+        self.forward = score_function(classifier, output)  # validates output
+        self.output = output
 
     def attribute(self, texts: Sequence[str], target: Target = None, *, n_steps: int = 50,
                   internal_batch_size: int | None = None) -> Attribution:
@@ -180,7 +193,7 @@ class IntegratedGradients(Explainer):
             raise ParameterError(f"internal_batch_size must be a positive integer or None, got "
                                  f"{internal_batch_size!r}.")
         model = torch_model(self.classifier)
-        method = LayerIntegratedGradients(score_function(self.classifier), model.get_input_embeddings())
+        method = LayerIntegratedGradients(self.forward, model.get_input_embeddings())
         ids, mask = batch.input_ids, batch.attention_mask
         special = torch.isin(ids, torch.tensor(self.classifier.tokenizer.all_special_ids, device=ids.device))
         baselines = torch.where(special, ids, torch.full_like(ids, self.classifier.tokenizer.pad_token_id or 0))
