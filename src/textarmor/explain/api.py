@@ -61,14 +61,17 @@ def check_methods(methods: str | Sequence[str]) -> list[str]:
 
 
 def build_explainers(classifier: Classifier, methods: Sequence[str], *, layer: int = -1,
-                     head: int | None = None, seed: int = 0) -> dict[str, Explainer]:
-    """One explainer per method name, with the fixed settings (attention layer/head, random seed)."""
+                     head: int | None = None, seed: int = 0, output: str = "logit") -> dict[str, Explainer]:
+    """One explainer per method name, with the fixed settings (attention layer/head, random seed, what
+    gradient methods differentiate)."""
     out: dict[str, Explainer] = {}
     for name in check_methods(methods):
         if name == "attention":
             out[name] = Attention(classifier, layer=layer, head=head)
         elif name == "random":
             out[name] = RandomBaseline(classifier, seed=seed)
+        elif name in ("ig", "grad_input"):
+            out[name] = METHODS[name](classifier, output=output)
         else:
             out[name] = METHODS[name](classifier)
     return out
@@ -83,7 +86,7 @@ def gradient_batch_size(classifier: Classifier, padded_length: int) -> int:
 def explain(classifier: Classifier, texts: Sequence[str], *, methods: str | Sequence[str] = DEFAULT_METHODS,
             target: int | str | Sequence[int | str] | None = None, batch_size: int = 32, n_steps: int = 50,
             internal_batch_size: int | None = None, layer: int = -1, head: int | None = None, seed: int = 0,
-            progress: bool = False) -> list[Explanation]:
+            output: str = "logit", progress: bool = False) -> list[Explanation]:
     """Explain ``texts`` with each method in ``methods``; one :class:`Explanation` per text, in input order.
 
     Parameters
@@ -103,6 +106,9 @@ def explain(classifier: Classifier, texts: Sequence[str], *, methods: str | Sequ
         Classifier's token budget over the batch's padded length.
     layer, head:
         Raw attention's layer (default the last) and head (default the mean of all heads).
+    output:
+        What ``ig`` and ``grad_input`` differentiate: ``"logit"`` (default; does not saturate) or
+        ``"probability"`` (the Classifier's calibrated score). Occlusion always uses the probability.
     progress:
         Show a progress bar over batches.
     """
@@ -113,7 +119,7 @@ def explain(classifier: Classifier, texts: Sequence[str], *, methods: str | Sequ
         raise ParameterError(f"batch_size must be a positive integer, got {batch_size}.")
     if target is not None and not isinstance(target, (int, str, np.integer)) and len(list(target)) != len(texts):
         raise ParameterError(f"target has {len(list(target))} items but there are {len(texts)} texts.")
-    explainers = build_explainers(classifier, methods, layer=layer, head=head, seed=seed)
+    explainers = build_explainers(classifier, methods, layer=layer, head=head, seed=seed, output=output)
     starts = range(0, len(texts), batch_size)
     results: list[Explanation] = []
     for start in track(starts, description="Explaining", total=len(starts), disable=not progress,

@@ -152,13 +152,13 @@ def eager_attention(model) -> Iterator[None]:
 OUTPUTS = ("probability", "logit")
 
 
-def score_function(classifier: Classifier, output: str = "probability"):
+def score_function(classifier: Classifier, output: str = "logit"):
     """``f(input_ids, attention_mask) -> (batch, num_labels)``: what gradient methods differentiate.
 
-    ``output="probability"``: the calibrated scores ``Classifier.predict_proba`` gives (temperature, then
-    softmax/sigmoid), so integrated gradients' attributions add up to the change of the very score the
-    Classifier reports. ``output="logit"``: raw logits, which do not saturate, so integrated gradients
-    converge in fewer steps on very confident models. Position ids are fixed from the attention mask for
+    ``output="logit"`` (default): raw logits, which do not saturate, so integrated gradients converge in
+    few steps even on very confident models. ``output="probability"``: the calibrated scores
+    ``Classifier.predict_proba`` gives (temperature, then softmax/sigmoid), so attributions add up to the
+    change of the very score the Classifier reports. Position ids are fixed from the attention mask for
     models that otherwise derive them from the token ids (RoBERTa), so that a padding-token baseline
     moves only the word embeddings, not the positions.
     """
