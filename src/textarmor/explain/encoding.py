@@ -38,10 +38,6 @@ class EncodedBatch:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def length(self, i: int) -> int:
-        """Number of real (non-padding) tokens of text ``i``."""
-        return len(self.tokens[i])
-
 
 def encode(tokenizer, texts: Sequence[str], *, max_length: int, device=None) -> EncodedBatch:
     """Tokenise ``texts`` as the Classifier does (same truncation), padded, with word bookkeeping.

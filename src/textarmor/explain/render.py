@@ -143,7 +143,7 @@ def save_png(path: str | Path, explanation: Explanation | None = None, compariso
     panels = [(explanation, "text", set())] if comparison is None else [
         (comparison.original, "original", {j for r in comparison.changes for j in r["original_index"]}),
         (comparison.adversarial, "adversarial", {j for r in comparison.changes for j in r["adversarial_index"]})]
-    width = max(4.0, 0.45 * max(len(p[0].words) for p in panels) + 2.0)
+    width = max(7.0, 0.45 * max(len(p[0].words) for p in panels) + 2.5)
     rows = len(panels[0][0].word_scores)
     fig, axes = plt.subplots(len(panels), 1, figsize=(min(width, 24.0), (0.35 * rows + 1.6) * len(panels)),
                              squeeze=False)
