@@ -108,10 +108,13 @@ def to_html(explanations: Sequence[Explanation] = (), comparisons: Sequence[Comp
         changed_a = {j for row in c.changes for j in row["adversarial_index"]}
         flipped = "label flipped" if c.label_flipped else "label kept"
         moved = "; ".join(
-            f"{' '.join(row['original']) or '∅'} → {' '.join(row['adversarial']) or '∅'}" for row in c.changes)
+            f"{' '.join(row['original']) or '∅'} → {' '.join(row['adversarial']) or '∅'} ("
+            + ", ".join(f"{METHOD_TITLES.get(m, m)} {v:+.3g}" for m, v in row["moved"].items()) + ")"
+            for row in c.changes)
         parts.append(
             f"<h2>Pair {i + 1}: {flipped}; {html.escape(c.original.target)} score {c.original.score:.3f} → "
-            f"{c.adversarial_target_score:.3f}</h2><div class='meta'>changed words: {html.escape(moved)}</div>"
+            f"{c.adversarial_target_score:.3f}</h2><div class='meta'>changed words, with the change of their "
+            f"support for {html.escape(c.original.target)} per method: {html.escape(moved)}</div>"
             f"<div class='pair'><div><b>original</b>{_meta(c.original)}{_heat_rows(c.original, changed_o)}</div>"
             f"<div><b>adversarial</b>{_meta(c.adversarial)}{_heat_rows(c.adversarial, changed_a)}</div></div>")
     parts.append("</body></html>")
