@@ -224,6 +224,9 @@ def test_cli_attack_results_writes_outputs(tiny_trained, tmp_path, capsys):
     assert len(data["comparisons"]) == 1 and data["comparisons"][0]["changes"][0]["adversarial"] == ["dreadful"]
     assert set(data["faithfulness"]["summary"]) == {"ig", "rollout", "random"}
     assert (tmp_path / "out" / "pair-1.png").exists()
+    with pytest.raises(SystemExit) as exit_info:  # never silently replaces earlier results
+        main(["explain", str(tiny_trained), "a film", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
 
 
 def test_cli_prints_json_and_rejects_bad_methods(tiny_trained, capsys):

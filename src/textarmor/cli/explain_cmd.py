@@ -31,7 +31,10 @@ def explain(
     faithfulness: bool = typer.Option(False, "--faithfulness", help="Add AOPC comprehensiveness/sufficiency "
                                       "per method (and a random baseline)."),
     text_column: str = typer.Option("text", "--text-column"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace explanations already in --out."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, mps (default: best available)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: bfloat16 on "
+                                     "a GPU, else float32; float32 gives IG the smallest delta)."),
 ) -> None:
     """Explain predictions word by word (integrated gradients, gradient × input, attention rollout,
     attention, occlusion), optionally scoring each method's faithfulness.
@@ -50,7 +53,7 @@ def explain(
 
     run = explain_inputs(model_dir, texts or [], input=input, pairs=[tuple(compare)] if compare else [],
                          attack_results=attack_results, methods=methods, with_faithfulness=faithfulness, out=out,
-                         text_column=text_column, device=device, progress=True, n_steps=n_steps,
+                         text_column=text_column, device=device, dtype=dtype, overwrite=overwrite, progress=True, n_steps=n_steps,
                          internal_batch_size=internal_batch_size, batch_size=batch_size, layer=layer, head=head)
     if out is None:
         typer.echo(json.dumps(run.to_json()))

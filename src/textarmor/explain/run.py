@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from textarmor.classifier import Classifier
-from textarmor.errors import DataError, ParameterError
+from textarmor.errors import DataError, OutputExistsError, ParameterError
 from textarmor.explain.api import Comparison, Explanation, check_methods, compare, explain
 from textarmor.explain.faithfulness import Faithfulness, faithfulness
 from textarmor.explain.methods import DEFAULT_METHODS
@@ -66,16 +66,21 @@ def explain_inputs(model: str | os.PathLike | Classifier, texts: Sequence[str] =
                    input: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] = (),
                    attack_results: str | os.PathLike | None = None, methods: str | Sequence[str] = DEFAULT_METHODS,
                    with_faithfulness: bool = False, out: str | os.PathLike | None = None,
-                   text_column: str = "text", device: str | None = None, max_png: int = 20,
+                   text_column: str = "text", device: str | None = None, dtype: str | None = None,
+                   max_png: int = 20, overwrite: bool = False,
                    progress: bool = False, **options: Any) -> ExplainRun:
     """Explain texts (given and/or from ``input``) and original/adversarial pairs (given and/or from
     ``attack_results``); with ``with_faithfulness`` add AOPC scores per method (the ``random`` baseline
     is added for reference); with ``out`` write JSON, HTML and PNGs there.
 
     ``options`` go to :func:`~textarmor.explain.explain` (``n_steps``, ``internal_batch_size``,
-    ``batch_size``, ``layer``, ``head``, ``target``).
+    ``batch_size``, ``layer``, ``head``, ``target``, ``output``). ``dtype`` defaults to the Classifier's
+    (bfloat16 on a GPU); pass ``"float32"`` for integrated gradients with the smallest convergence delta.
     """
     names = check_methods(methods)
+    if out is not None and (Path(out) / "explanations.json").exists() and not overwrite:
+        raise OutputExistsError(f"'{out}' already holds explanations.json. Choose another --out folder or pass "
+                                "--overwrite to replace it.")
     if with_faithfulness and "random" not in names:
         names.append("random")
     texts = read_texts(texts, input, text_column)
@@ -88,7 +93,7 @@ def explain_inputs(model: str | os.PathLike | Classifier, texts: Sequence[str] =
         raise ParameterError("Nothing to explain: pass texts, --input FILE, --compare ORIGINAL ADVERSARIAL or "
                              "--attack-results FILE" + (f" ({skipped} attack rows had no perturbed text)."
                                                         if skipped else "."))
-    clf = model if isinstance(model, Classifier) else Classifier.from_pretrained(model, device=device)
+    clf = model if isinstance(model, Classifier) else Classifier.from_pretrained(model, device=device, dtype=dtype)
     run = ExplainRun(skipped_pairs=skipped)
     if texts:
         run.explanations = explain(clf, texts, methods=names, progress=progress, **options)
