@@ -112,6 +112,7 @@ def explain(classifier: Classifier, texts: Sequence[str], *, methods: str | Sequ
     progress:
         Show a progress bar over batches.
     """
+    from rich.console import Console
     from rich.progress import track
 
     texts = [texts] if isinstance(texts, str) else list(texts)
@@ -122,8 +123,9 @@ def explain(classifier: Classifier, texts: Sequence[str], *, methods: str | Sequ
     explainers = build_explainers(classifier, methods, layer=layer, head=head, seed=seed, output=output)
     starts = range(0, len(texts), batch_size)
     results: list[Explanation] = []
+    # stderr, so that JSON on stdout stays clean
     for start in track(starts, description="Explaining", total=len(starts), disable=not progress,
-                       transient=True):
+                       transient=True, console=Console(stderr=True)):
         chunk = texts[start:start + batch_size]
         chunk_target = target if target is None or isinstance(target, (int, str, np.integer)) \
             else list(target)[start:start + batch_size]
