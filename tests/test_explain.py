@@ -19,6 +19,7 @@ from textarmor.explain import (
     attention_rollout,
     compare,
     explain,
+    explain_texts,
     faithfulness,
     to_html,
     write_outputs,
@@ -199,6 +200,13 @@ def test_html_renders_every_method_and_png_is_written(clf, tmp_path):
     data = json.loads((tmp_path / "explanations.json").read_text())["explanations"][0]
     assert set(data["scores"]) == set(names) and len(data["scores"]["ig"]) == len(data["words"])
     assert data["label"] in clf.labels and 0.0 <= data["score"] <= 1.0
+
+
+def test_explain_texts_gives_json_ready_rows_for_a_server(clf):
+    [row] = explain_texts(clf, ["a superb film"], methods=["occlusion", "rollout"])
+    assert json.loads(json.dumps(row)) == row
+    assert row["words"] == ["a", "superb", "film"] and row["label"] == "positive"
+    assert set(row["scores"]) == {"occlusion", "rollout"} and row["convergence_delta"] is None
 
 
 def test_compare_marks_the_swapped_word_as_moving_the_prediction(clf):
