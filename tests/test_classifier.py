@@ -111,3 +111,41 @@ def test_truncates_to_model_length(clf):
 def test_non_string_inputs_are_refused(clf):
     with pytest.raises(ParameterError, match="item 1"):
         clf.predict_proba(["fine", 3])
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_fast_tokenisation_matches_the_tokenizer(clf, pairs):
+    texts = ["the film was great", "dull " * 300, "x", "ünïcödé and emoji 🎬 here"]
+    second = ["a hypothesis", "another one " * 100, "y", "z"] if pairs else None
+    indices = np.arange(len(texts))
+    fast = clf._tokenize(texts, second, indices)
+    reference = clf.tokenizer(texts, second, truncation=True, max_length=clf.max_length)
+    assert fast["input_ids"] == reference["input_ids"]
+
+
+def test_fast_tokenisation_matches_wordpiece_pairs(minilm_path):
+    from textarmor.models import load_model, load_tokenizer
+
+    clf = Classifier(load_model(minilm_path, num_labels=2, id2label={0: "a", 1: "b"}), load_tokenizer(minilm_path),
+                     device="cpu")
+    texts, second = ["Premise here, long " * 80, "short"], ["hypothesis", "Another HYPOTHESIS " * 90]
+    fast = clf._tokenize(texts, second, np.arange(2))
+    reference = clf.tokenizer(texts, second, truncation=True, max_length=clf.max_length)
+    assert fast["input_ids"] == reference["input_ids"]
+    assert fast["token_type_ids"] == reference["token_type_ids"]
+
+
+def test_prebuilt_attention_mask_gives_the_same_logits(tiny_trained):
+    from textarmor.backends.torch_backend import TorchBackend
+    from textarmor.models import load_model, load_tokenizer
+
+    texts = ["great " * n for n in (1, 7, 30)] + ["the dull plot"]
+    results = []
+    for prebuilt in (False, True):
+        model = load_model(str(tiny_trained))
+        if prebuilt and not TorchBackend._mask_compatible(model):
+            pytest.skip("model does not use SDPA attention")
+        backend = TorchBackend(model, device="cpu", prebuilt_mask=prebuilt)
+        clf = Classifier(None, load_tokenizer(str(tiny_trained)), backend=backend, model_config=model.config)
+        results.append(clf.logits(texts))
+    np.testing.assert_allclose(results[0], results[1], atol=1e-5)

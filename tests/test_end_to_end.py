@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from textarmor import Classifier, TextArmorConfig, evaluate
 from tests.conftest import synthetic_rows
+from textarmor import Classifier, TextArmorConfig, evaluate
 
 
 def test_training_writes_a_complete_model_dir(tiny_trained):
@@ -52,8 +52,8 @@ def test_evaluate_with_threshold_reports_coverage(tiny_trained, synthetic_files)
 
 
 def test_sentence_pairs_train_and_predict(tiny_base, tmp_path):
-    from textarmor import train
     from tests.conftest import write_jsonl
+    from textarmor import train
 
     rows = []
     for i, r in enumerate(synthetic_rows(120, seed=3)):

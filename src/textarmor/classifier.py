@@ -14,12 +14,16 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from textarmor.backends import BACKENDS, ONNX_FILE, detect_backend
+from textarmor.backends.torch_backend import TorchBackend
 from textarmor.errors import ParameterError
 from textarmor.model_dir import TextArmorConfig
 
@@ -61,6 +65,7 @@ class Prediction:
     top_label: str
     uncertain: bool = False
     scores: dict[str, float] = field(default_factory=dict)
+    prediction_set: list[str] | None = None
 
     def to_dict(self, *, with_scores: bool = False, with_uncertain: bool = True) -> dict[str, Any]:
         row: dict[str, Any] = {"label": self.label, "score": self.score}
@@ -68,42 +73,11 @@ class Prediction:
             row["uncertain"] = self.uncertain
             if self.uncertain:
                 row["top_label"] = self.top_label
+        if self.prediction_set is not None:
+            row["prediction_set"] = self.prediction_set
         if with_scores:
             row["scores"] = self.scores
         return row
-
-
-class TorchBackend:
-    """Runs a ``transformers`` sequence classifier on one device, in inference mode."""
-
-    name = "torch"
-
-    def __init__(self, model, device: str | None = None, dtype: str | None = None):
-        import torch
-
-        self.device = torch.device(device or _auto_device())
-        if dtype is None:
-            dtype = "bfloat16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        self.model = model.to(self.device, dtype=self.dtype).eval()
-
-    def __call__(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
-        import torch
-
-        inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in encoded.items()}
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits
-        return logits.float().cpu().numpy()
-
-
-def _auto_device() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class Classifier:
@@ -119,8 +93,9 @@ class Classifier:
         Default: cuda, then mps, then cpu; bfloat16 on a GPU that supports it, else float32.
     max_tokens_per_batch:
         Token budget of one forward pass (padded length × rows); bounds memory whatever the lengths.
+        Default 131,072 on a GPU, 16,384 elsewhere.
     max_batch_size:
-        Upper bound on rows per forward pass, for very short inputs.
+        Upper bound on rows per forward pass, for very short inputs. Default 8,192 on a GPU, 256 elsewhere.
     max_length:
         Truncation length in tokens; default is what the model can read (and ``config.max_length``).
     cache_size:
@@ -128,34 +103,56 @@ class Classifier:
     """
 
     def __init__(self, model, tokenizer, *, config: TextArmorConfig | None = None, device: str | None = None,
-                 dtype: str | None = None, max_tokens_per_batch: int = 16384, max_batch_size: int = 256,
-                 max_length: int | None = None, cache_size: int = 0, backend=None):
+                 dtype: str | None = None, max_tokens_per_batch: int | None = None,
+                 max_batch_size: int | None = None, max_length: int | None = None, cache_size: int = 0,
+                 backend=None, model_config=None, tokenize_chunk: int = 4096):
         self.tokenizer = tokenizer
-        self.model_config = model.config if model is not None else None
+        self.model_config = model_config if model_config is not None else getattr(model, "config", None)
         id2label = getattr(self.model_config, "id2label", None) or {}
         self.labels = list(config.labels) if config else [id2label[i] for i in sorted(id2label)]
         self.config = config or TextArmorConfig(labels=self.labels)
         self.backend = backend if backend is not None else TorchBackend(model, device=device, dtype=dtype)
         self.max_length = max_length or self._model_max_length()
+        # A GPU needs large batches to be busy; a CPU gains nothing past a few thousand tokens.
+        on_gpu = str(getattr(self.backend, "device", "cpu")).startswith("cuda")
+        max_tokens_per_batch = max_tokens_per_batch or (131072 if on_gpu else 16384)
+        max_batch_size = max_batch_size or (8192 if on_gpu else 256)
         if max_tokens_per_batch < self.max_length:
             raise ParameterError(f"max_tokens_per_batch ({max_tokens_per_batch}) must be at least the "
                                  f"maximum sequence length ({self.max_length}).")
         self.max_tokens_per_batch = max_tokens_per_batch
         self.max_batch_size = max_batch_size
+        self.tokenize_chunk = tokenize_chunk
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str | tuple[str, str], np.ndarray] = OrderedDict()
         self.num_queries = 0  # inputs actually sent to the model (cache hits excluded)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str | None = None, dtype: str | None = None,
-                        trust_remote_code: bool = False, **kwargs) -> Classifier:
-        """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts)."""
+    def from_pretrained(cls, model_dir: str | os.PathLike, *, backend: str = "auto", device: str | None = None,
+                        dtype: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
+                        **kwargs) -> Classifier:
+        """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts).
+
+        ``backend``: ``torch``, ``onnx`` (a folder from ``textarmor export``; ``threads`` sets ONNX Runtime's
+        intra-op threads) or ``auto`` (onnx for exported folders, else torch).
+        """
         from textarmor.models import load_model, load_tokenizer, resolve_model_path
 
+        if backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         path = resolve_model_path(model_dir)
         config = TextArmorConfig.load(path) if Path(path).is_dir() else None
-        model = load_model(path, trust_remote_code=trust_remote_code)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        if backend == "auto":
+            backend = detect_backend(path)
+        if backend == "onnx":
+            from transformers import AutoConfig
+
+            from textarmor.backends.onnx_backend import OnnxBackend
+
+            return cls(None, tokenizer, config=config, model_config=AutoConfig.from_pretrained(path),
+                       backend=OnnxBackend(Path(path) / ONNX_FILE, threads=threads), **kwargs)
+        model = load_model(path, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, config=config, device=device, dtype=dtype, **kwargs)
 
     # ----------------------------------------------------------------- scores
@@ -189,41 +186,97 @@ class Classifier:
             if len(text_pairs) != len(texts):
                 raise ParameterError(f"text_pairs has {len(text_pairs)} items but texts has {len(texts)}; "
                                      "pass one pair per text.")
-        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        keys = [(t, text_pairs[i] if text_pairs is not None else None) for i, t in enumerate(texts)]
-        todo: dict[tuple[str, str | None], list[int]] = {}
-        for i, key in enumerate(keys):
-            cached = self._cache.get(key) if self.cache_size else None
-            if cached is not None:
-                out[i] = cached
-                self._cache.move_to_end(key)
+        keys = texts if text_pairs is None else list(zip(texts, text_pairs))
+        # Each distinct input runs once per call (attacks and real traffic repeat texts); `inverse` maps
+        # every input back to its distinct row without a Python loop over rows.
+        first: dict = {}
+        inverse = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.int64, count=len(keys))
+        distinct = list(first)
+        rows = np.empty((len(distinct), len(self.labels)), dtype=np.float32)
+        missing = [] if self.cache_size else list(range(len(distinct)))
+        for j, key in enumerate(distinct if self.cache_size else ()):
+            cached = self._cache.get(key)
+            if cached is None:
+                missing.append(j)
             else:
-                todo.setdefault(key, []).append(i)  # duplicates in one call run once
-        if todo:
-            unique = list(todo)
-            computed = self._forward([k[0] for k in unique], None if text_pairs is None else [k[1] for k in unique])
-            for key, row in zip(unique, computed):
-                out[todo[key]] = row
-                if self.cache_size:
-                    self._cache[key] = row
-            while self.cache_size and len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return out
+                rows[j] = cached
+                self._cache.move_to_end(key)
+        if missing:
+            todo = [distinct[j] for j in missing]
+            rows[missing] = self._forward(todo, None) if text_pairs is None else self._forward(
+                [k[0] for k in todo], [k[1] for k in todo])
+            if self.cache_size:
+                for j in missing:
+                    self._cache[distinct[j]] = rows[j]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return rows[inverse]
 
     def _forward(self, texts: list[str], text_pairs: list[str] | None) -> np.ndarray:
         self.num_queries += len(texts)
-        encoded = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.max_length,
-                                 return_attention_mask=False, return_token_type_ids=False)
-        ids = encoded["input_ids"]
-        type_ids = None
-        if "token_type_ids" in self.tokenizer.model_input_names and text_pairs is not None:
-            type_ids = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.max_length,
-                                      return_attention_mask=False)["token_type_ids"]
+        # Order by character length before tokenising: it tracks token length closely, so slices tokenised
+        # separately still give batches of near-equal length, with little padding. Worker threads tokenise
+        # and pad the next slices (the Rust tokenizer and NumPy release the GIL) while this thread feeds
+        # the model, so on a GPU the two overlap.
+        chars = [len(t) + (len(text_pairs[i]) if text_pairs is not None else 0) for i, t in enumerate(texts)]
+        order = np.argsort(-np.asarray(chars), kind="stable")
+        slices = [order[i:i + self.tokenize_chunk] for i in range(0, len(texts), self.tokenize_chunk)]
+        handles, targets = [], []
+        if len(slices) == 1:
+            prepared = iter([self._prepare(texts, text_pairs, slices[0])])
+            pool = None
+        else:
+            pool = ThreadPoolExecutor(max_workers=2)
+            prepared = (future.result() for future in
+                        [pool.submit(self._prepare, texts, text_pairs, indices) for indices in slices])
+        try:
+            for batches in prepared:
+                for indices, arrays in batches:
+                    handles.append(self.backend.submit(arrays))
+                    targets.append(indices)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for batch in self.plan_batches([len(x) for x in ids]):
-            out[batch] = self.backend(self._pad([ids[i] for i in batch],
-                                                None if type_ids is None else [type_ids[i] for i in batch]))
+        for indices, logits in zip(targets, self.backend.collect(handles)):
+            out[indices] = logits
         return out
+
+    def _prepare(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray):
+        """Tokenise one slice and cut it into padded batches: ``[(input indices, arrays), ...]``."""
+        encoded = self._tokenize(texts, text_pairs, indices)
+        return [(indices[batch], self._pad(encoded, batch))
+                for batch in self.plan_batches([len(x) for x in encoded["input_ids"]])]
+
+    def _tokenize(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray):
+        chosen = [texts[i] for i in indices]
+        pairs = [text_pairs[i] for i in indices] if text_pairs is not None else None
+        fast = self._fast_tokenizer()
+        if fast is None:
+            return self.tokenizer(chosen, pairs, truncation=True, max_length=self.max_length,
+                                  return_attention_mask=False, return_token_type_ids=self._uses_token_types)
+        # The Rust tokenizer directly, without offsets: the same ids as the Python wrapper at about
+        # twice the speed, and it releases the GIL so the next slice tokenises while the model runs.
+        encodings = fast.encode_batch_fast(chosen if pairs is None else list(zip(chosen, pairs)))
+        encoded = {"input_ids": [e.ids for e in encodings]}
+        if self._uses_token_types:
+            encoded["token_type_ids"] = [e.type_ids for e in encodings]
+        return encoded
+
+    def _fast_tokenizer(self):
+        """A private copy of the Rust tokenizer set to truncate like ``tokenizer(..., truncation=True)``,
+        or ``None`` for slow tokenizers and tokenizers releases without ``encode_batch_fast``."""
+        if not hasattr(self, "_fast"):
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            self._fast = None
+            if backend is not None and hasattr(backend, "encode_batch_fast"):
+                import copy
+
+                fast = copy.deepcopy(backend)
+                fast.no_padding()
+                fast.enable_truncation(self.max_length, strategy="longest_first")
+                self._fast = fast
+        return self._fast
 
     def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group indices, longest first, so that rows × padded length stays within the token budget."""
@@ -243,21 +296,25 @@ class Classifier:
             batches.append(current)
         return batches
 
-    def _pad(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> dict[str, np.ndarray]:
-        width = max(len(x) for x in ids)
-        pad_id = self.tokenizer.pad_token_id or 0
-        input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for row, seq in enumerate(ids):
-            input_ids[row, :len(seq)] = seq
-            mask[row, :len(seq)] = 1
-        encoded = {"input_ids": input_ids, "attention_mask": mask}
-        if "token_type_ids" in self.tokenizer.model_input_names:
-            types = np.zeros_like(input_ids)
-            for row, seq in enumerate(type_ids or []):
-                types[row, :len(seq)] = seq
-            encoded["token_type_ids"] = types
-        return encoded
+    @property
+    def _uses_token_types(self) -> bool:
+        return "token_type_ids" in self.tokenizer.model_input_names
+
+    def _pad(self, encoded, batch: list[int]) -> dict[str, np.ndarray]:
+        lengths = np.array([len(encoded["input_ids"][i]) for i in batch])
+        mask = np.arange(lengths.max()) < lengths[:, None]  # row-major, like the concatenated ids below
+
+        def fill(key: str, pad: int) -> np.ndarray:
+            array = np.full(mask.shape, pad, dtype=np.int64)
+            array[mask] = np.fromiter(chain.from_iterable(encoded[key][i] for i in batch), dtype=np.int64,
+                                      count=int(lengths.sum()))
+            return array
+
+        arrays = {"input_ids": fill("input_ids", self.tokenizer.pad_token_id or 0),
+                  "attention_mask": mask.astype(np.int64)}
+        if self._uses_token_types:
+            arrays["token_type_ids"] = fill("token_type_ids", 0)
+        return arrays
 
     def predict_proba(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                       function_to_apply: str | None = None, calibrated: bool = True) -> np.ndarray:
@@ -270,20 +327,38 @@ class Classifier:
     # ------------------------------------------------------------ predictions
     def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                 threshold: float | None = None, function_to_apply: str | None = None,
-                abstain_label: str | None = None) -> list[Prediction]:
-        """Top label per text; under ``threshold`` (default: the model dir's) it is marked uncertain."""
+                abstain_label: str | None = None, coverage: float | None = None,
+                conformal_method: str = "lac") -> list[Prediction]:
+        """Top label per text. Under ``threshold`` (default: the model dir's) a prediction is uncertain; with
+        ``coverage`` (needs ``textarmor calibrate``), each text gets a conformal prediction set and is
+        uncertain unless that set is a single label. Uncertain predictions carry the abstain label."""
         threshold = check_threshold(self.config.threshold if threshold is None else threshold)
         abstain = abstain_label if abstain_label is not None else self.config.abstain_label
         scores = self.predict_proba(texts, text_pairs, function_to_apply=function_to_apply)
+        members = self._conformal_sets(scores, coverage, conformal_method) if coverage is not None else None
         top = scores.argmax(axis=-1)
         predictions = []
-        for row, best in zip(scores, top.tolist()):
+        for i, (row, best) in enumerate(zip(scores, top.tolist())):
             score = float(row[best])
             uncertain = threshold is not None and score < threshold
+            chosen = None
+            if members is not None:
+                chosen = [name for name, keep in zip(self.labels, members[i]) if keep]
+                uncertain = uncertain or len(chosen) != 1
             predictions.append(Prediction(label=abstain if uncertain else self.labels[best], score=score,
                                           top_label=self.labels[best], uncertain=uncertain,
-                                          scores={name: float(s) for name, s in zip(self.labels, row)}))
+                                          scores={name: float(s) for name, s in zip(self.labels, row)},
+                                          prediction_set=chosen))
         return predictions
+
+    def _conformal_sets(self, scores: np.ndarray, coverage: float, method: str) -> np.ndarray:
+        from textarmor.evaluation.conformal import prediction_sets
+
+        record = self.config.conformal or {}
+        if method not in record.get("scores", {}):
+            raise ParameterError("This model has no conformal calibration; run `textarmor calibrate MODEL_DIR "
+                                 "--data DEV_FILE` first, or use --threshold for a fixed cut.")
+        return prediction_sets(scores, np.asarray(record["scores"][method]), coverage, method)
 
     def iter_predict(self, texts: Iterable[str], text_pairs: Iterable[str] | None = None, *,
                      chunk_size: int = 4096, **kwargs) -> Iterator[Prediction]:

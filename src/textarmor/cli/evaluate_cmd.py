@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,13 +12,16 @@ from textarmor.cli import app
 def evaluate(
     model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
     data: str = typer.Option(..., "--data", help="Labelled data: CSV/TSV/JSONL/Parquet or builtin:sst2-dev."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Also report coverage and accuracy of "
+    threshold: float | None = typer.Option(None, "--threshold", help="Also report coverage and accuracy of "
                                               "predictions whose top score is at least this."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the metrics as JSON here."),
+    out: Path | None = typer.Option(None, "--out", help="Write the metrics as JSON here."),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
-    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column"),
-    batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
+    text_pair_column: str | None = typer.Option(None, "--text-pair-column"),
+    batch_tokens: int | None = typer.Option(None, "--batch-tokens", help="Token budget per forward pass "
+                                               "(default 131072 on a GPU, 16384 on a CPU)."),
+    backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx (auto: onnx for exported dirs)."),
+    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: the best present)."),
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE (10 bins).
 
@@ -31,7 +33,7 @@ def evaluate(
 
     metrics = run_evaluation(model_dir, data, threshold=threshold, text_column=text_column,
                              label_column=label_column, text_pair_column=text_pair_column,
-                             max_tokens_per_batch=batch_tokens)
+                             max_tokens_per_batch=batch_tokens, backend=backend, device=device)
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  ECE {metrics['ece']:.4f}"
                f"  (n={metrics['n']})")
     for name, row in metrics["per_class"].items():

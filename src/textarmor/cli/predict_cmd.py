@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,19 +11,27 @@ from textarmor.cli import app
 def predict(
     model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
     input: str = typer.Argument("-", help="TXT (one text a line), CSV/TSV or JSONL file; '-' reads stdin."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Top scores under this are marked "
+    threshold: float | None = typer.Option(None, "--threshold", help="Top scores under this are marked "
                                               "uncertain and get the abstain label (default: textarmor.json's)."),
-    abstain_label: Optional[str] = typer.Option(None, "--abstain-label", help="Label of uncertain rows "
+    coverage: float | None = typer.Option(None, "--coverage", help="Conformal prediction sets at this "
+                                          "coverage, e.g. 0.95 (needs `textarmor calibrate`); a text is "
+                                          "uncertain unless its set is one label."),
+    conformal_method: str = typer.Option("lac", "--conformal-method", help="lac (smallest sets) | aps "
+                                         "(adaptive sets)."),
+    abstain_label: str | None = typer.Option(None, "--abstain-label", help="Label of uncertain rows "
                                                 "(default null)."),
     top_k: int = typer.Option(1, "--top-k", help="Also list the K best labels with scores."),
-    function_to_apply: Optional[str] = typer.Option(None, "--function-to-apply",
+    function_to_apply: str | None = typer.Option(None, "--function-to-apply",
                                                     help="softmax | sigmoid | none (default from the model)."),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add every label's score to each row."),
-    out: Optional[Path] = typer.Option(None, "--out", help="JSONL or CSV (by suffix); default: JSONL on stdout."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Input format txt|csv|tsv|jsonl (default: suffix)."),
+    out: Path | None = typer.Option(None, "--out", help="JSONL or CSV (by suffix); default: JSONL on stdout."),
+    fmt: str | None = typer.Option(None, "--format", help="Input format txt|csv|tsv|jsonl (default: suffix)."),
     text_column: str = typer.Option("text", "--text-column"),
-    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column"),
-    batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
+    text_pair_column: str | None = typer.Option(None, "--text-pair-column"),
+    batch_tokens: int | None = typer.Option(None, "--batch-tokens", help="Token budget per forward pass "
+                                               "(default 131072 on a GPU, 16384 on a CPU)."),
+    backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx (auto: onnx for exported dirs)."),
+    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: the best present)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on empty texts instead of skipping them."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
@@ -35,13 +42,16 @@ def predict(
         textarmor predict runs/sst2 reviews.txt --threshold 0.8 --out predictions.jsonl
 
         echo "a gripping, funny film" | textarmor predict runs/sst2 - --top-k 2
+
+        textarmor predict runs/sst2 reviews.jsonl --coverage 0.95 --out sets.jsonl   (after calibrate)
     """
     from textarmor.prediction import predict_file
 
     summary = predict_file(model_dir, input, out=out, threshold=threshold, top_k=top_k,
                            function_to_apply=function_to_apply, all_scores=all_scores, abstain_label=abstain_label,
                            fmt=fmt, text_column=text_column, text_pair_column=text_pair_column, strict=strict,
-                           overwrite=overwrite, max_tokens_per_batch=batch_tokens)
+                           overwrite=overwrite, max_tokens_per_batch=batch_tokens,
+                           coverage=coverage, conformal_method=conformal_method, backend=backend, device=device)
     where = f" -> {summary.output}" if summary.output else ""
     typer.echo(f"{summary.rows} predicted, {summary.uncertain} uncertain, {summary.skipped} empty skipped{where}",
                err=True)

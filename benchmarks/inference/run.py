@@ -1,0 +1,263 @@
+"""End-to-end inference throughput (tokenisation included) of textarmor against the Hugging Face pipeline.
+
+CPU (this repo's 2-core machine; a fine-tuned MiniLM model dir, e.g. from `make demo`):
+
+    python benchmarks/inference/run.py cpu --model runs/demo-sst2
+
+GPU (roberta-base shape with random weights, which costs exactly what roberta-base costs):
+
+    python benchmarks/inference/run.py gpu --tokenizer DIR --sst2 train.jsonl --imdb imdb.jsonl \
+        [--parity-model runs/demo-sst2]
+
+Each run appends rows to benchmarks/results/inference.json with fields device, model_shape, dataset, engine,
+dtype, seq_per_s, tokens_per_s, achieved_tflops, frac_of_measured_peak, accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.common import SHARED_DATA, cpu_name, read_jsonl, write_rows  # noqa: E402
+
+
+def model_flops(model, lengths: np.ndarray) -> float:
+    """2 × non-embedding parameters per token, plus attention's QK^T and AV (4 × length² × hidden per layer)."""
+    cfg = model.config
+    params = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+    attention = 4.0 * cfg.num_hidden_layers * cfg.hidden_size * float((lengths.astype(np.float64) ** 2).sum())
+    return 2.0 * params * float(lengths.sum()) + attention
+
+
+def timed(fn, repeats: int = 1) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        _sync()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def pipeline_scores(model, tokenizer, texts, device, batch_size=64) -> np.ndarray:
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=device, batch_size=batch_size,
+                    top_k=None)
+    outputs = pipe(texts, truncation=True)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return np.array([[{d["label"]: d["score"] for d in row}[name] for name in labels] for row in outputs])
+
+
+def naive_scores(model, tokenizer, texts, device, batch_size=64, max_length=512) -> np.ndarray:
+    """The plain model in its dtype with fixed-size batches in input order: what a hand-written loop does."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(device)
+            out.append(torch.softmax(model(**enc).logits.float(), -1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def row(device, shape, dataset, engine, dtype, seconds, n, tokens, flops, peak, accuracy=None) -> dict:
+    tflops = flops / seconds / 1e12
+    return {"device": device, "model_shape": shape, "dataset": dataset, "engine": engine, "dtype": dtype,
+            "seq_per_s": round(n / seconds, 1), "tokens_per_s": round(float(tokens) / seconds, 1),
+            "achieved_tflops": round(tflops, 4), "frac_of_measured_peak": round(tflops / peak, 4) if peak else None,
+            "accuracy": None if accuracy is None else round(float(accuracy), 4), "n": n,
+            "wall_s": round(seconds, 3)}
+
+
+def run_cpu(args) -> list[dict]:
+    import torch
+
+    from textarmor import Classifier
+    from textarmor.deploy import export_onnx
+    from textarmor.models import load_model, load_tokenizer
+
+    torch.set_num_threads(args.threads)
+    dev = read_jsonl(args.dev)
+    texts = [r["text"] for r in dev]
+    model = load_model(args.model).eval()
+    tokenizer = load_tokenizer(args.model)
+    labels = np.array([model.config.label2id[r["label"]] for r in dev])
+    lengths = np.array([len(x) for x in tokenizer(texts, truncation=True, max_length=512)["input_ids"]])
+    flops = model_flops(model, lengths)
+    device = cpu_name()
+    shape = f"{model.config.model_type}-L{model.config.num_hidden_layers}-H{model.config.hidden_size}"
+    rows = []
+
+    def add(engine, dtype, fn):
+        fn()  # warm-up: first-call allocations and lazy initialisation are not throughput
+        seconds, scores = timed(fn, repeats=args.repeats)
+        acc = (np.asarray(scores).argmax(1) == labels).mean()
+        rows.append(row(device, shape, "sst2-dev", engine, dtype, seconds, len(texts), lengths.sum(), flops, None,
+                        acc))
+        print(rows[-1], flush=True)
+
+    add("hf-pipeline", "fp32", lambda: pipeline_scores(model, tokenizer, texts, -1))
+    clf = Classifier.from_pretrained(args.model, backend="torch", device="cpu")
+    add("textarmor-torch", "fp32", lambda: clf.predict_proba(texts))
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(args.model, Path(tmp) / "fp32")
+        onnx_fp32 = Classifier.from_pretrained(fp32, threads=args.threads)
+        add("textarmor-onnx", "fp32", lambda: onnx_fp32.predict_proba(texts))
+        int8 = export_onnx(args.model, Path(tmp) / "int8", quantize="int8", calibration_data=args.calibration)
+        onnx_int8 = Classifier.from_pretrained(int8, threads=args.threads)
+        add("textarmor-onnx", "int8-static", lambda: onnx_int8.predict_proba(texts))
+    return rows
+
+
+def measured_bf16_peak() -> float:
+    """TFLOP/s of back-to-back 8192³ bf16 matmuls: the card's practical ceiling."""
+    import torch
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(5):
+        a @ b
+    torch.cuda.synchronize()
+    iters = 50
+    start = time.perf_counter()
+    for _ in range(iters):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * 8192**3 * iters / (time.perf_counter() - start) / 1e12
+
+
+def run_gpu(args) -> list[dict]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, RobertaConfig
+
+    device = torch.cuda.get_device_name(0)
+    peak = measured_bf16_peak()
+    print(f"{device}: measured bf16 matmul peak {peak:.1f} TFLOP/s", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    torch.manual_seed(0)
+    # roberta-base's own config (RobertaConfig()'s defaults differ: 512 positions, 2 token types).
+    config = RobertaConfig(num_labels=2, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+                           pad_token_id=tokenizer.pad_token_id)
+    base = AutoModelForSequenceClassification.from_config(config).eval()
+    sets = {"sst2-train": [r["text"] for r in read_jsonl(args.sst2)],
+            # Ten distinct copies: Classifier runs a repeated text once, which would flatter it here.
+            "imdb-x10": [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
+    rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
+    for name, texts in sets.items():
+        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines)
+    if args.parity_model:
+        rows.append(parity(args))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True) -> list[dict]:
+    import torch
+
+    from textarmor import Classifier
+
+    rows = []
+    lengths = np.array([len(x) for x in tokenizer(texts, truncation=True, max_length=512)["input_ids"]])
+    flops = model_flops(base, lengths)
+    print(f"{name}: {len(texts)} texts, {lengths.sum()} tokens, mean length {lengths.mean():.1f}", flush=True)
+    tok_s, _ = timed(lambda: tokenizer(texts, truncation=True, max_length=512), repeats=2)
+    rows.append({"device": device, "dataset": name, "engine": "tokenize-only",
+                 "seq_per_s": round(len(texts) / tok_s, 1), "tokens_per_s": round(float(lengths.sum()) / tok_s, 1)})
+    print(rows[-1], flush=True)
+
+    def add(engine, dtype, fn, repeats=repeats):
+        fn()
+        seconds, _ = timed(fn, repeats=repeats)
+        rows.append(row(device, "roberta-base", name, engine, dtype, seconds, len(texts), lengths.sum(), flops, peak))
+        print(rows[-1], flush=True)
+
+    if baselines:
+        fp32 = base.to("cuda", dtype=torch.float32)
+        add("hf-pipeline", "fp32", lambda: pipeline_scores(fp32, tokenizer, texts, 0), repeats=1)
+    bf16 = base.to("cuda", dtype=torch.bfloat16)
+    if baselines:
+        add("naive-batch64", "bf16", lambda: naive_scores(bf16, tokenizer, texts, "cuda"), repeats=1)
+    clf = Classifier(bf16, tokenizer, device="cuda", dtype="bfloat16")
+    add("textarmor", "bf16", lambda: clf.predict_proba(texts))
+    fast_tok_s, _ = timed(lambda: clf._tokenize(texts, None, np.arange(len(texts))), repeats=2)
+    rows.append({"device": device, "dataset": name, "engine": "textarmor-tokenize-only",
+                 "seq_per_s": round(len(texts) / fast_tok_s, 1),
+                 "tokens_per_s": round(float(lengths.sum()) / fast_tok_s, 1)})
+    print(rows[-1], flush=True)
+    # The model's share alone: the same padded batches, tokenised beforehand.
+    encoded = clf._tokenize(texts, None, np.arange(len(texts)))
+    padded = [clf._pad(encoded, batch) for batch in clf.plan_batches([len(x) for x in encoded["input_ids"]])]
+    add("textarmor-model-only", "bf16", lambda: clf.backend.collect([clf.backend.submit(p) for p in padded]))
+    clf.backend = None  # drop the model reference before freeing cached GPU memory
+    gc.collect()
+    torch.cuda.empty_cache()
+    return rows
+
+
+def parity(args) -> dict:
+    """bf16 textarmor scores against the fp32 reference of a fine-tuned model on real text."""
+    from textarmor import Classifier
+
+    dev = read_jsonl(args.parity_data) if args.parity_data else []
+    texts = [r["text"] for r in dev] + [r["text"] for r in read_jsonl(args.sst2, limit=20000)]
+    ref_clf = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="float32")
+    ref_clf.backend.prebuilt_mask = False  # the reference runs the model's own mask handling
+    ref = ref_clf.predict_proba(texts)
+    fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="bfloat16").predict_proba(texts)
+    labels = {r["text"]: r["label"] for r in dev}
+    names = ref_clf.labels
+    accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]] for i in range(len(dev))])), 4)
+                for tag, p in (("fp32", ref), ("bf16", fast))} if dev else {}
+    return {"device": torch_device_name(), "engine": "parity-bf16-vs-fp32", "dataset": "sst2-dev+train20k",
+            "n": len(texts), "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
+            "argmax_agreement": round(float((ref.argmax(1) == fast.argmax(1)).mean()), 5),
+            "dev_accuracy": accuracy}
+
+
+def torch_device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    cpu = sub.add_parser("cpu")
+    cpu.add_argument("--model", required=True)
+    cpu.add_argument("--dev", default=str(SHARED_DATA / "sst2" / "dev.jsonl"))
+    cpu.add_argument("--calibration", default="builtin:sst2", help="int8 calibration texts (never the test set)")
+    cpu.add_argument("--threads", type=int, default=2)
+    cpu.add_argument("--repeats", type=int, default=3)
+    gpu = sub.add_parser("gpu")
+    gpu.add_argument("--tokenizer", required=True)
+    gpu.add_argument("--sst2", default=str(SHARED_DATA / "sst2" / "train.jsonl"))
+    gpu.add_argument("--imdb", default=str(SHARED_DATA / "textfooler" / "imdb.jsonl"))
+    gpu.add_argument("--parity-model")
+    gpu.add_argument("--parity-data")
+    gpu.add_argument("--repeats", type=int, default=3)
+    gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
+                     help="time textarmor only (the baselines' rows in the results file stay)")
+    parser.add_argument("--out-name", default="inference")
+    args = parser.parse_args()
+    rows = run_cpu(args) if args.mode == "cpu" else run_gpu(args)
+    print(write_rows(args.out_name, rows, key=("device", "dataset", "engine", "dtype")))
+
+
+if __name__ == "__main__":
+    main()

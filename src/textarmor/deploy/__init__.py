@@ -1,0 +1,4 @@
+"""Deployment: ONNX export for fast CPU inference."""
+from textarmor.deploy.onnx_export import export_onnx
+
+__all__ = ["export_onnx"]
