@@ -53,8 +53,9 @@ def explain(
 
     run = explain_inputs(model_dir, texts or [], input=input, pairs=[tuple(compare)] if compare else [],
                          attack_results=attack_results, methods=methods, with_faithfulness=faithfulness, out=out,
-                         text_column=text_column, device=device, dtype=dtype, overwrite=overwrite, progress=True, n_steps=n_steps,
-                         internal_batch_size=internal_batch_size, batch_size=batch_size, layer=layer, head=head)
+                         text_column=text_column, device=device, dtype=dtype, overwrite=overwrite, progress=True,
+                         n_steps=n_steps, internal_batch_size=internal_batch_size, batch_size=batch_size,
+                         layer=layer, head=head)
     if out is None:
         typer.echo(json.dumps(run.to_json()))
     else:

@@ -46,6 +46,6 @@ __all__ = [
     "DEFAULT_METHODS", "METHODS", "THRESHOLDS", "Attention", "AttentionRollout", "Attribution", "Comparison",
     "ExplainRun", "Explainer", "Explanation", "Faithfulness", "GradientXInput", "IntegratedGradients", "Occlusion",
     "RandomBaseline", "attention_rollout", "build_explainers", "check_methods", "compare", "eager_attention",
-    "explain", "explain_inputs", "explain_texts", "faithfulness", "save_png", "to_html", "to_json", "torch_model", "word_changes",
-    "write_outputs",
+    "explain", "explain_inputs", "explain_texts", "faithfulness", "save_png", "to_html", "to_json", "torch_model",
+    "word_changes", "write_outputs",
 ]

@@ -2,7 +2,7 @@
 
 | name | class | what a word's score is |
 |---|---|---|
-| ``attention`` | :class:`Attention` | attention from the first token (``[CLS]``/``<s>``) in one layer, one head or the head mean |
+| ``attention`` | :class:`Attention` | attention from the first token (``[CLS]``/``<s>``), one layer, one head or all |
 | ``rollout`` | :class:`AttentionRollout` | Abnar & Zuidema (2020) attention rollout from the first token |
 | ``grad_input`` | :class:`GradientXInput` | gradient of the target score × word embedding, summed over dimensions |
 | ``ig`` | :class:`IntegratedGradients` | Captum ``LayerIntegratedGradients`` on the word embeddings, pad baseline |
