@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= minilm,attacks,dev
+EXTRAS ?= minilm,attacks,explain,dev
 
 .PHONY: setup demo test lint clean
 
