@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from textarmor.attacks.engine import AttackEngine, Example
-from textarmor.attacks.recipes import build_recipe
+from textarmor.attacks.recipes import build_recipe, check_recipe
 from textarmor.attacks.report import AttackReport, AttackResult
 from textarmor.errors import DataError, OutputExistsError, ParameterError
 
@@ -28,17 +28,18 @@ def attack(model, data: str | os.PathLike, *, recipe: str, n: int | None = None,
            out_dir: str | os.PathLike | None = None, resume: bool = False, target: str | None = None,
            concurrency: int = 64, text_column: str = "text", label_column: str = "label",
            on_result: Callable[[AttackResult], None] | None = None,
-           on_start: Callable[[int, int], None] | None = None, recipe_options: dict[str, Any] | None = None,
+           on_start: Callable[[int, list[AttackResult]], None] | None = None, recipe_options: dict[str, Any] | None = None,
            **classifier_kwargs) -> AttackReport:
     """Attack the first ``n`` examples of ``data`` (all when ``None``) with ``recipe``.
 
     ``model`` is a model directory (or alias) or a :class:`~textarmor.Classifier`. ``target`` names a label
-    for a targeted attack. ``on_start(total, already_done)`` and ``on_result(result)`` drive progress
+    for a targeted attack. ``on_start(total, already_done_results)`` and ``on_result(result)`` drive progress
     displays. Returns the :class:`AttackReport` of all examples, resumed ones included.
     """
     from textarmor.classifier import Classifier
     from textarmor.data import load_dataset
 
+    check_recipe(recipe)  # before the model loads: a typo should fail fast
     if n is not None and (not isinstance(n, int) or n < 1):
         raise ParameterError(f"n must be a positive number of examples, got {n!r}.")
     if query_budget is not None and query_budget < 1:
@@ -68,7 +69,7 @@ def attack(model, data: str | os.PathLike, *, recipe: str, n: int | None = None,
     finished = {r.index for r in done}
     todo = [e for e in examples if e.index not in finished]
     if on_start is not None:
-        on_start(total, len(done))
+        on_start(total, done)
 
     def record(result: AttackResult) -> None:
         if sink is not None:

@@ -25,10 +25,14 @@ RECIPES: dict[str, str] = {
 
 def build_recipe(name: str, **options) -> Attack:
     """The :class:`Attack` of recipe ``name``; ``options`` go to that recipe's ``build``."""
-    if name not in RECIPES:
-        raise ParameterError(f"Unknown attack recipe {name!r}. The recipes are: {', '.join(RECIPES)}.")
+    check_recipe(name)
     module = importlib.import_module(f"textarmor.attacks.recipes.{name}")
     return module.build(**options)
+
+
+def check_recipe(name: str) -> None:
+    if name not in RECIPES:
+        raise ParameterError(f"Unknown attack recipe {name!r}. The recipes are: {', '.join(RECIPES)}.")
 
 
 def goal_for(target: int | None):
