@@ -66,6 +66,11 @@ def _wordnet_dir() -> Path:
     return target
 
 
+def wordnet_data_root() -> Path:
+    """The NLTK data folder (holding ``corpora/wordnet``) built from Debian's WordNet; for NLTK_DATA."""
+    return _wordnet_dir().parents[1]
+
+
 @functools.lru_cache(maxsize=1)
 def wordnet():
     """NLTK's WordNet reader over Debian's WordNet 3.0."""

@@ -1,7 +1,7 @@
 """``AttackedText``: a text as words plus the separators between them, so that edits replace words in place.
 
 Words follow TextAttack's definition (runs of word characters, apostrophes, hyphens, underscores,
-asterisks and at signs that do not begin with one of those marks), which keeps word counts and
+asterisks and at signs, with those marks stripped from both ends), which keeps word counts and
 "perturbed word %" comparable with TextAttack. Every edit is a word-for-word replacement, so word ``i``
 of a perturbed text is always the counterpart of word ``i`` of the original.
 """
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[\w'\-*@]+")
-_LEADING_MARKS = "'-_*@"
+_EDGE_MARKS = "'-_*@"
 
 
 def split_words(text: str) -> tuple[list[str], list[str]]:
@@ -21,14 +21,16 @@ def split_words(text: str) -> tuple[list[str], list[str]]:
     seps: list[str] = []
     last = 0
     for match in _WORD.finditer(text):
-        start = match.start()
-        while start < match.end() and text[start] in _LEADING_MARKS:
+        start, end = match.start(), match.end()
+        while start < end and text[start] in _EDGE_MARKS:
             start += 1
-        if start == match.end():
+        while end > start and text[end - 1] in _EDGE_MARKS:
+            end -= 1
+        if start == end:
             continue
-        words.append(text[start:match.end()])
+        words.append(text[start:end])
         seps.append(text[last:start])
-        last = match.end()
+        last = end
     seps.append(text[last:])
     return words, seps
 

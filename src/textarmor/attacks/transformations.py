@@ -10,7 +10,7 @@ import string
 import numpy as np
 
 from textarmor.attacks import resources
-from textarmor.attacks.text import AttackedText
+from textarmor.attacks.text import AttackedText, split_words
 
 _LETTERS = string.ascii_lowercase
 
@@ -93,7 +93,8 @@ class WordNetSynonyms(Transformation):
         found: dict[str, None] = {}
         for synset in resources.wordnet().synsets(word):
             for lemma in synset.lemma_names():
-                if lemma != word and "_" not in lemma and lemma.isalpha():
+                # One word by the attack's own word rule, as TextAttack's is_one_word ("well-made" counts).
+                if lemma != word and "_" not in lemma and len(split_words(lemma)[0]) == 1:
                     found[lemma] = None
         return list(found)
 

@@ -1,0 +1,70 @@
+"""Run a TextAttack recipe on a textarmor model dir and print one result row as JSON (runs in .venv-textattack).
+
+Settings matched to textarmor's recipes: the recipe's own constraints plus MaxModificationRate(0.3); stop
+words are NLTK's "english" list, which the Makefile writes from scikit-learn's list (textarmor's list).
+    NLTK_DATA=... .venv-textattack/bin/python benchmarks/attacks/textattack_run.py MODEL DATA RECIPE N
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from importlib.metadata import version
+
+import textattack
+from textattack.attack_recipes import DeepWordBugGao2018, PWWSRen2019
+from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+from textattack.constraints.pre_transformation import MaxModificationRate
+from textattack.metrics import AttackQueries, AttackSuccessRate, WordsPerturbed
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+RECIPES = {"deepwordbug": DeepWordBugGao2018, "pwws": PWWSRen2019}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model_dir")
+    parser.add_argument("data")
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("n", type=int)
+    parser.add_argument("--max-modify-rate", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, use_safetensors=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    label2id = {name: int(i) for i, name in model.config.id2label.items()}
+    rows = [json.loads(line) for line in open(args.data, encoding="utf-8")][: args.n]
+    dataset = textattack.datasets.Dataset([(r["text"], label2id[r["label"]]) for r in rows])
+
+    wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer)
+    recipe = RECIPES[args.recipe].build(wrapper)
+    constraints = recipe.pre_transformation_constraints + recipe.constraints
+    attack = textattack.Attack(recipe.goal_function, constraints + [MaxModificationRate(args.max_modify_rate)],
+                               recipe.transformation, recipe.search_method)
+    attack_args = textattack.AttackArgs(num_examples=len(rows), random_seed=args.seed, silent=True,
+                                        disable_stdout=True, query_budget=None)
+    started = time.perf_counter()
+    results = textattack.Attacker(attack, dataset, attack_args).attack_dataset()
+    wall = time.perf_counter() - started
+
+    rates = AttackSuccessRate().calculate(results)
+    words = WordsPerturbed().calculate(results)
+    queries = AttackQueries().calculate(results)
+    counts = {kind: sum(isinstance(r, cls) for r in results) for kind, cls in
+              [("successful", SuccessfulAttackResult), ("failed", FailedAttackResult),
+               ("skipped", SkippedAttackResult)]}
+    print(json.dumps({
+        "recipe": args.recipe, "tool": "textattack " + version("textattack"),
+        "n": len(results), **counts,
+        "original_accuracy": round(rates["original_accuracy"], 2),
+        "success_rate": round(rates["attack_success_rate"], 2),
+        "accuracy_under_attack": round(rates["attack_accuracy_perc"], 2),
+        "perturbed_word_pct": round(words["avg_word_perturbed_perc"], 2),
+        "avg_queries": round(queries["avg_num_queries"], 2),
+        "wall_s": round(wall, 2), "examples_per_s": round(len(results) / wall, 4), "device": "cpu",
+    }))
+
+
+if __name__ == "__main__":
+    main()
