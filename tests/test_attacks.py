@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import Levenshtein
 
+from tests.conftest import NEGATIVE, POSITIVE, synthetic_rows, write_jsonl
 from textarmor.attacks import AttackedText, AttackEngine, AttackReport, AttackResult, Example, build_recipe
 from textarmor.attacks.resources import stop_words, wordnet_available
 from textarmor.cli import main
-from tests.conftest import NEGATIVE, POSITIVE, synthetic_rows, write_jsonl
 
 needs_wordnet = pytest.mark.skipif(not wordnet_available(), reason="WordNet 3.0 is not installed: "
                                    "`apt-get install wordnet-base wordnet-sense-index` (make test does it as root)")
@@ -25,7 +25,7 @@ needs_wordnet = pytest.mark.skipif(not wordnet_available(), reason="WordNet 3.0 
 class KeywordClassifier:
     """A stand-in victim: positive iff it sees more positive than negative keywords. Records each call."""
 
-    labels = ["negative", "positive"]
+    labels = ("negative", "positive")
 
     def __init__(self):
         self.calls: list[list[str]] = []
@@ -136,7 +136,7 @@ def test_targeted_goal_skips_examples_already_at_the_target():
 
 def test_import_loads_no_lexical_resources():
     code = "import sys, textarmor.attacks; sys.exit(any(m in sys.modules for m in ('nltk', 'torch', 'pyarrow')))"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 # ----------------------------------------------------------------- recipes on real (tiny and MiniLM) models
@@ -219,7 +219,7 @@ def test_resume_continues_a_killed_run_and_matches_an_uninterrupted_one(tiny_tra
     assert code == 2 and "--resume" in err
     assert run(args + ["--out", killed, "--resume"], capsys)[0] == 0
     resumed = (killed / "results.jsonl").read_text().splitlines()
-    key = lambda lines: sorted((json.loads(x) for x in lines), key=lambda r: r["index"])  # noqa: E731
+    key = lambda lines: sorted((json.loads(x) for x in lines), key=lambda r: r["index"])
     assert key(resumed) == key(full)
     code, _, err = run(args[:-2] + ["--seed", 2, "--out", killed, "--resume"], capsys)
     assert code == 2 and "seed" in err

@@ -34,7 +34,8 @@ def main() -> None:
     model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     label2id = {name: int(i) for i, name in model.config.id2label.items()}
-    rows = [json.loads(line) for line in open(args.data, encoding="utf-8")][: args.n]
+    with open(args.data, encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines][: args.n]
     dataset = textattack.datasets.Dataset([(r["text"], label2id[r["label"]]) for r in rows])
 
     wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,14 +13,14 @@ def attack(
     model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
     data: str = typer.Option(..., "--data", help="Labelled data: CSV/TSV/JSONL/Parquet or builtin:sst2-dev."),
     recipe: str = typer.Option(..., "--recipe", help="deepwordbug | pwws | textfooler | typos | charnoise."),
-    n: Optional[int] = typer.Option(None, "--n", help="Attack the first N examples (default: all)."),
-    query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Most model queries per example."),
+    n: int | None = typer.Option(None, "--n", help="Attack the first N examples (default: all)."),
+    query_budget: int | None = typer.Option(None, "--query-budget", help="Most model queries per example."),
     max_modify_rate: float = typer.Option(0.3, "--max-modify-rate", help="Most words changed, as a share."),
     seed: int = typer.Option(0, "--seed", help="Seeds the random edits (per example)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.jsonl (written as examples "
+    out: Path | None = typer.Option(None, "--out", help="Folder for results.jsonl (written as examples "
                                        "finish), summary.json and report.html."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
-    target: Optional[str] = typer.Option(None, "--target", help="Targeted attack toward this label."),
+    target: str | None = typer.Option(None, "--target", help="Targeted attack toward this label."),
     concurrency: int = typer.Option(64, "--concurrency", help="Examples attacked at once (bigger model batches)."),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),

@@ -1,6 +1,8 @@
 """A live progress bar for attacks that shows the running attack success rate."""
 from __future__ import annotations
 
+from typing import Self
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from textarmor.attacks.report import AttackResult
@@ -15,7 +17,7 @@ class AttackProgress:
         self._task = None
         self.counts = {"successful": 0, "failed": 0, "skipped": 0}
 
-    def __enter__(self) -> AttackProgress:
+    def __enter__(self) -> Self:
         self._bar.__enter__()
         return self
 
