@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from importlib.metadata import version
 
@@ -58,13 +59,18 @@ def main() -> None:
     print(json.dumps({
         "recipe": args.recipe, "tool": "textattack " + version("textattack"),
         "n": len(results), **counts,
-        "original_accuracy": round(rates["original_accuracy"], 2),
-        "success_rate": round(rates["attack_success_rate"], 2),
-        "accuracy_under_attack": round(rates["attack_accuracy_perc"], 2),
-        "perturbed_word_pct": round(words["avg_word_perturbed_perc"], 2),
-        "avg_queries": round(queries["avg_num_queries"], 2),
+        "original_accuracy": _num(rates["original_accuracy"]),
+        "success_rate": _num(rates["attack_success_rate"]),
+        "accuracy_under_attack": _num(rates["attack_accuracy_perc"]),
+        "perturbed_word_pct": _num(words["avg_word_perturbed_perc"]),
+        "avg_queries": _num(queries["avg_num_queries"]),
         "wall_s": round(wall, 2), "examples_per_s": round(len(results) / wall, 4), "device": "cpu",
     }))
+
+
+def _num(value) -> float | None:
+    """Rounded, with TextAttack's NaN (no successful attack to average over) as null."""
+    return None if value is None or math.isnan(float(value)) else round(float(value), 2)
 
 
 if __name__ == "__main__":

@@ -86,9 +86,9 @@ def attack(model, data: str | os.PathLike, *, recipe: str, n: int | None = None,
         if sink is not None:
             sink.close()
     elapsed = time.perf_counter() - started
-    report = AttackReport(sorted(done + new, key=lambda r: r.index), recipe=recipe, settings=settings,
-                          wall_seconds=elapsed)
-    report.settings = {**settings, "examples_this_run": len(new), "model_calls": engine.model_calls}
+    report = AttackReport(sorted(done + new, key=lambda r: r.index), recipe=recipe,
+                          settings={**settings, "model_calls": engine.model_calls}, wall_seconds=elapsed,
+                          timed_examples=len(new))
     if out_dir is not None:
         report.write_summary(Path(out_dir) / SUMMARY)
         (Path(out_dir) / HTML).write_text(report.to_html(), encoding="utf-8")

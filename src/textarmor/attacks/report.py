@@ -55,6 +55,7 @@ class AttackReport:
     recipe: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    timed_examples: int | None = None  # examples attacked within wall_seconds (fewer than all on a resume)
 
     def counts(self) -> dict[str, int]:
         return {s: sum(r.status == s for r in self.results) for s in STATUSES}
@@ -76,7 +77,8 @@ class AttackReport:
             "avg_num_words": _mean([r.num_words for r in self.results]),
             "avg_queries": _mean([r.queries for r in not_skipped]),
             "wall_seconds": round(self.wall_seconds, 3),
-            "examples_per_second": round(total / self.wall_seconds, 4) if self.wall_seconds > 0 else None,
+            "examples_per_second": (round((self.timed_examples if self.timed_examples is not None else total)
+                                          / self.wall_seconds, 4) if self.wall_seconds > 0 else None),
             "settings": self.settings,
         }
 
