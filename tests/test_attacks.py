@@ -125,6 +125,17 @@ def test_pwws_swaps_only_wordnet_synonyms():
         assert change["perturbed"] in lemmas
 
 
+def test_attack_takes_rows_and_a_target_label_name(tmp_path):
+    from textarmor.attacks import attack
+
+    rows = [{"text": "", "label": "positive"}, {"text": "a superb dull plot", "label": "positive"},
+            {"text": "a dull plot", "label": "negative"}]
+    report = attack(KeywordClassifier(), rows, recipe="deepwordbug", target="negative", out_dir=tmp_path / "o")
+    assert [r.status for r in report.results] == ["successful", "skipped"]  # the empty text is left out
+    assert report.settings["data"] == "3 rows given"
+    assert len((tmp_path / "o" / "results.jsonl").read_text().splitlines()) == 2
+
+
 def test_targeted_goal_skips_examples_already_at_the_target():
     clf = KeywordClassifier()
     attack = build_recipe("deepwordbug", target=0)

@@ -25,7 +25,10 @@ def main() -> None:
     args = parser.parse_args()
 
     clf = Classifier.from_pretrained(args.model_dir, device=args.device, cache_size=500_000)
-    report = attack(clf, args.data, recipe=args.recipe, n=args.n, max_modify_rate=args.max_modify_rate,
+    # Rows read here, not through textarmor.data, so the GPU image (no `datasets` package) runs it as is.
+    with open(args.data, encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    report = attack(clf, rows, recipe=args.recipe, n=args.n, max_modify_rate=args.max_modify_rate,
                     seed=args.seed, concurrency=args.concurrency, out_dir=args.out)
     s = report.summary()
     device = str(getattr(clf.backend, "device", "cpu"))
@@ -38,7 +41,7 @@ def main() -> None:
         "failed": s["failed"], "skipped": s["skipped"], "original_accuracy": s["original_accuracy"],
         "success_rate": s["attack_success_rate"], "accuracy_under_attack": s["accuracy_under_attack"],
         "perturbed_word_pct": s["avg_perturbed_word_pct"], "avg_queries": s["avg_queries"],
-        "wall_s": round(report.wall_seconds, 2), "examples_per_s": s["examples_per_second"],
+        "data": args.data, "wall_s": round(report.wall_seconds, 2), "examples_per_s": s["examples_per_second"],
         "device": device, "model_calls": report.settings["model_calls"],
     }))
 

@@ -23,7 +23,7 @@ from textarmor.errors import DataError, OutputExistsError, ParameterError
 RESULTS, SUMMARY, SETTINGS, HTML = "results.jsonl", "summary.json", "run.json", "report.html"
 
 
-def attack(model, data: str | os.PathLike, *, recipe: str, n: int | None = None,
+def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int | None = None,
            query_budget: int | None = None, max_modify_rate: float | None = 0.3, seed: int = 0,
            out_dir: str | os.PathLike | None = None, resume: bool = False, target: str | None = None,
            concurrency: int = 64, text_column: str = "text", label_column: str = "label",
@@ -32,32 +32,32 @@ def attack(model, data: str | os.PathLike, *, recipe: str, n: int | None = None,
            **classifier_kwargs) -> AttackReport:
     """Attack the first ``n`` examples of ``data`` (all when ``None``) with ``recipe``.
 
-    ``model`` is a model directory (or alias) or a :class:`~textarmor.Classifier`. ``target`` names a label
+    ``model`` is a model directory (or alias) or a :class:`~textarmor.Classifier`; ``data`` a file, a
+    ``builtin:`` name or a list of row dicts. ``target`` names a label
     for a targeted attack. ``on_start(total, already_done_results)`` and ``on_result(result)`` drive progress
     displays. Returns the :class:`AttackReport` of all examples, resumed ones included.
     """
     from textarmor.classifier import Classifier
-    from textarmor.data import load_dataset
 
     check_recipe(recipe)  # before the model loads: a typo should fail fast
     if n is not None and (not isinstance(n, int) or n < 1):
         raise ParameterError(f"n must be a positive number of examples, got {n!r}.")
     if query_budget is not None and query_budget < 1:
         raise ParameterError(f"query_budget must be at least 1 (the original text is one query), got {query_budget}.")
-    clf = model if isinstance(model, Classifier) else Classifier.from_pretrained(
+    clf = model if hasattr(model, "predict_proba") else Classifier.from_pretrained(
         model, cache_size=classifier_kwargs.pop("cache_size", 200_000), **classifier_kwargs)
     target_id = _label_id(clf.labels, target, "target") if target is not None else None
     built = build_recipe(recipe, max_modify_rate=max_modify_rate, target=target_id, **(recipe_options or {}))
 
-    dataset, _ = load_dataset(data, text_column=text_column, label_column=label_column)
-    if n is not None and n > len(dataset):
-        raise ParameterError(f"n is {n} but the data has {len(dataset)} usable examples; pass n of at most "
-                             f"{len(dataset)} or leave it out to attack them all.")
-    total = n or len(dataset)
-    texts, labels = dataset["text"][:total], dataset["label"][:total]
+    texts, labels = _read_examples(data, text_column, label_column)
+    if n is not None and n > len(texts):
+        raise ParameterError(f"n is {n} but the data has {len(texts)} usable examples; pass n of at most "
+                             f"{len(texts)} or leave it out to attack them all.")
+    total = n or len(texts)
     examples = [Example(i, texts[i], _label_id(clf.labels, labels[i], f"example {i}")) for i in range(total)]
 
-    settings = {"recipe": recipe, "data": str(data), "n": total, "query_budget": query_budget,
+    source = f"{len(data)} rows given" if isinstance(data, (list, tuple)) else str(data)
+    settings = {"recipe": recipe, "data": source, "n": total, "query_budget": query_budget,
                 "max_modify_rate": max_modify_rate, "seed": seed, "target": target,
                 "recipe_options": recipe_options or {}}
     done: list[AttackResult] = []
@@ -93,6 +93,23 @@ def attack(model, data: str | os.PathLike, *, recipe: str, n: int | None = None,
         report.write_summary(Path(out_dir) / SUMMARY)
         (Path(out_dir) / HTML).write_text(report.to_html(), encoding="utf-8")
     return report
+
+
+def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    """Texts and label names from a data file (any format :func:`textarmor.data.load_dataset` reads; empty
+    texts skipped) or from a list of row dicts."""
+    if isinstance(data, (list, tuple)):
+        rows = [r for r in data if str(r.get(text_column) or "").strip()]
+        if not rows:
+            raise DataError(f"The {len(data)} rows given have no usable rows (every text is empty).")
+        missing = [i for i, r in enumerate(rows) if r.get(label_column) is None]
+        if missing:
+            raise DataError(f"Row {missing[0]} has no {label_column!r}; every example needs a label to attack.")
+        return [str(r[text_column]) for r in rows], [str(r[label_column]) for r in rows]
+    from textarmor.data import load_dataset
+
+    dataset, _ = load_dataset(data, text_column=text_column, label_column=label_column)
+    return list(dataset["text"]), list(dataset["label"])
 
 
 def load_results(out_dir: str | os.PathLike) -> list[AttackResult]:
