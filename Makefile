@@ -21,8 +21,8 @@ demo: $(STAMP)
 test: $(STAMP) wordnet
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# WordNet 3.0 (+ sense index, which NLTK reads) for the word-substitution attacks (pwws, textfooler). Installed only when missing and when
-# running as root; otherwise the tests that need it skip and say why.
+# WordNet 3.0 (+ the sense index NLTK reads) for the word-substitution attacks (pwws, textfooler).
+# Installed only when missing and when running as root; otherwise the tests that need it skip and say why.
 wordnet:
 	@if [ ! -f /usr/share/wordnet/index.sense ] && [ "$$(id -u)" = 0 ]; then \
 		apt-get install -y -q wordnet-base wordnet-sense-index >/dev/null 2>&1 || \
