@@ -96,7 +96,7 @@ class GreedyWordSwapWIR(SearchMethod):
                 for (i, _), score in zip(swaps, goal.scores(probs, true_label) if len(probs) else []):
                     best[i] = max(best[i], float(score))
             importance = saliency * np.array([best[i] for i in indices])
-        order = np.argsort(-np.asarray(importance), kind="stable")
+        order = np.argsort(-np.asarray(importance))  # numpy's default sort, as TextAttack, so ties break alike
         return [indices[j] for j in order]
 
 
