@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from textarmor import Classifier
 from textarmor.attacks import attack
@@ -28,8 +29,10 @@ def main() -> None:
     # Rows read here, not through textarmor.data, so the GPU image (no `datasets` package) runs it as is.
     with open(args.data, encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines]
+    cpu_started = time.process_time()
     report = attack(clf, rows, recipe=args.recipe, n=args.n, max_modify_rate=args.max_modify_rate,
                     seed=args.seed, concurrency=args.concurrency, out_dir=args.out)
+    cpu = time.process_time() - cpu_started  # CPU seconds, all threads: steadier than wall time on a busy host
     s = report.summary()
     device = str(getattr(clf.backend, "device", "cpu"))
     if device.startswith("cuda"):
@@ -41,7 +44,8 @@ def main() -> None:
         "failed": s["failed"], "skipped": s["skipped"], "original_accuracy": s["original_accuracy"],
         "success_rate": s["attack_success_rate"], "accuracy_under_attack": s["accuracy_under_attack"],
         "perturbed_word_pct": s["avg_perturbed_word_pct"], "avg_queries": s["avg_queries"],
-        "data": args.data, "wall_s": round(report.wall_seconds, 2), "examples_per_s": s["examples_per_second"],
+        "data": args.data, "wall_s": round(report.wall_seconds, 2), "cpu_s": round(cpu, 2),
+        "examples_per_s": s["examples_per_second"],
         "device": device, "model_calls": report.settings["model_calls"],
     }))
 
