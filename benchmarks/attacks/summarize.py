@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 FIELDS = ["recipe", "tool", "n", "success_rate", "accuracy_under_attack", "perturbed_word_pct", "avg_queries",
-          "wall_s", "examples_per_s", "device"]
+          "wall_s", "cpu_s", "examples_per_s", "device"]
 
 
 def main(rows_path: str, out_path: str) -> None:

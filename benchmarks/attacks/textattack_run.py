@@ -30,10 +30,15 @@ def main() -> None:
     parser.add_argument("n", type=int)
     parser.add_argument("--max-modify-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="Set the tokenizer's model_max_length. TextAttack's HuggingFaceModelWrapper pads "
+                             "EVERY input to it (512 for MiniLM by default); 128 covers all SST-2 dev texts.")
     args = parser.parse_args()
 
     model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    if args.max_length:
+        tokenizer.model_max_length = args.max_length
     label2id = {name: int(i) for i, name in model.config.id2label.items()}
     with open(args.data, encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines][: args.n]
@@ -58,7 +63,8 @@ def main() -> None:
               [("successful", SuccessfulAttackResult), ("failed", FailedAttackResult),
                ("skipped", SkippedAttackResult)]}
     print(json.dumps({
-        "recipe": args.recipe, "tool": "textattack " + version("textattack"),
+        "recipe": args.recipe,
+        "tool": "textattack " + version("textattack") + (f" (pad {args.max_length})" if args.max_length else ""),
         "n": len(results), **counts,
         "original_accuracy": _num(rates["original_accuracy"]),
         "success_rate": _num(rates["attack_success_rate"]),
