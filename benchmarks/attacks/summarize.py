@@ -17,7 +17,7 @@ def main(rows_path: str, out_path: str) -> None:
     new = [json.loads(line) for line in Path(rows_path).read_text().splitlines() if line.strip()]
     out = Path(out_path)
     old = json.loads(out.read_text())["rows"] if out.exists() else []
-    key = lambda r: (r["recipe"], r["tool"], r["device"])  # noqa: E731
+    key = lambda r: (r["recipe"], r["tool"], r["device"])
     replaced = {key(r) for r in new}
     rows = [r for r in old if key(r) not in replaced] + new
     out.parent.mkdir(parents=True, exist_ok=True)
