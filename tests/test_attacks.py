@@ -230,8 +230,14 @@ def test_resume_continues_a_killed_run_and_matches_an_uninterrupted_one(tiny_tra
     assert code == 2 and "--resume" in err
     assert run(args + ["--out", killed, "--resume"], capsys)[0] == 0
     resumed = (killed / "results.jsonl").read_text().splitlines()
-    key = lambda lines: sorted((json.loads(x) for x in lines), key=lambda r: r["index"])
-    assert key(resumed) == key(full)
+    rows_resumed, rows_full = (sorted((json.loads(x) for x in lines), key=lambda r: r["index"])
+                               for lines in (resumed, full))
+    # Scores may differ in the last float bits: the batches mix other examples' candidates (padding shapes).
+    scores = ("original_score", "perturbed_score")
+    assert [{k: v for k, v in r.items() if k not in scores} for r in rows_resumed] == \
+        [{k: v for k, v in r.items() if k not in scores} for r in rows_full]
+    assert [r[k] for r in rows_resumed for k in scores] == pytest.approx([r[k] for r in rows_full for k in scores],
+                                                                           abs=1e-5)
     code, _, err = run(args[:-2] + ["--seed", 2, "--out", killed, "--resume"], capsys)
     assert code == 2 and "seed" in err
 
