@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -12,12 +13,12 @@ from textarmor.cli import app
 def evaluate(
     model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
     data: str = typer.Option(..., "--data", help="Labelled data: CSV/TSV/JSONL/Parquet or builtin:sst2-dev."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Also report coverage and accuracy of "
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Also report coverage and accuracy of "
                                               "predictions whose top score is at least this."),
-    out: Path | None = typer.Option(None, "--out", help="Write the metrics as JSON here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the metrics as JSON here."),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
-    text_pair_column: str | None = typer.Option(None, "--text-pair-column"),
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column"),
     batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE (10 bins).

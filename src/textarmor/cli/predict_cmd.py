@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -11,18 +12,18 @@ from textarmor.cli import app
 def predict(
     model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
     input: str = typer.Argument("-", help="TXT (one text a line), CSV/TSV or JSONL file; '-' reads stdin."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Top scores under this are marked "
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Top scores under this are marked "
                                               "uncertain and get the abstain label (default: textarmor.json's)."),
-    abstain_label: str | None = typer.Option(None, "--abstain-label", help="Label of uncertain rows "
+    abstain_label: Optional[str] = typer.Option(None, "--abstain-label", help="Label of uncertain rows "
                                                 "(default null)."),
     top_k: int = typer.Option(1, "--top-k", help="Also list the K best labels with scores."),
-    function_to_apply: str | None = typer.Option(None, "--function-to-apply",
+    function_to_apply: Optional[str] = typer.Option(None, "--function-to-apply",
                                                     help="softmax | sigmoid | none (default from the model)."),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add every label's score to each row."),
-    out: Path | None = typer.Option(None, "--out", help="JSONL or CSV (by suffix); default: JSONL on stdout."),
-    fmt: str | None = typer.Option(None, "--format", help="Input format txt|csv|tsv|jsonl (default: suffix)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSONL or CSV (by suffix); default: JSONL on stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Input format txt|csv|tsv|jsonl (default: suffix)."),
     text_column: str = typer.Option("text", "--text-column"),
-    text_pair_column: str | None = typer.Option(None, "--text-pair-column"),
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column"),
     batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
     strict: bool = typer.Option(False, "--strict", help="Fail on empty texts instead of skipping them."),
     overwrite: bool = typer.Option(False, "--overwrite"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -14,7 +15,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model directory to write (Hugging Face layout + textarmor.json)."),
     model: str = typer.Option("minilm-l6", "--model", help="Backbone: alias (see `textarmor models`), local "
                               "folder or hub id."),
-    eval_data: str | None = typer.Option(None, "--eval-data", help="Evaluated each epoch; default: the bundled "
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Evaluated each epoch; default: the bundled "
                                             "dev set for builtin:sst2, else 10% of the training rows."),
     method: str = typer.Option("standard", "--method", help="Training objective: standard."),
     epochs: float = typer.Option(3, "--epochs"),
@@ -22,12 +23,12 @@ def train(
     batch_size: int = typer.Option(32, "--batch-size"),
     max_length: int = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens."),
     seed: int = typer.Option(42, "--seed"),
-    early_stopping: int | None = typer.Option(None, "--early-stopping", help="Stop after N epochs without "
+    early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N epochs without "
                                                  "a better eval accuracy."),
-    max_train_rows: int | None = typer.Option(None, "--max-train-rows", help="Train on a random subset."),
+    max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Train on a random subset."),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
-    text_pair_column: str | None = typer.Option(None, "--text-pair-column", help="Second text of a pair "
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column", help="Second text of a pair "
                                                    "(NLI, paraphrase)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on empty texts instead of skipping them."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT (only once the new model is done)."),
