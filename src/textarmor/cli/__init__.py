@@ -17,7 +17,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from textarmor.cli import attack_cmd, evaluate_cmd, models_cmd, predict_cmd, train_cmd  # noqa: F401  (registers verbs)
+from textarmor.cli import attack_cmd, evaluate_cmd, models_cmd, predict_cmd, train_cmd  # noqa: E402,F401  (registers verbs)
 
 
 def main(args: list[str] | None = None) -> None:
