@@ -17,7 +17,16 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from textarmor.cli import calibrate_cmd, evaluate_cmd, explain_cmd, export_cmd, models_cmd, predict_cmd, train_cmd  # noqa: E402,F401  (registers verbs)
+from textarmor.cli import (  # noqa: E402,F401  (each module registers its verb)
+    attack_cmd,
+    calibrate_cmd,
+    evaluate_cmd,
+    explain_cmd,
+    export_cmd,
+    models_cmd,
+    predict_cmd,
+    train_cmd,
+)
 
 
 def main(args: list[str] | None = None) -> None:
