@@ -22,8 +22,9 @@ from textarmor.deploy.model_card import epochs_table
 from textarmor.model_dir import TextArmorConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-ROBUSTNESS = {"attacks": {"textfooler": {"accuracy_under_attack": 0.41, "attack_success_rate": 0.52}},
-              "noise": {"typos_0.1": {"accuracy": 0.88}}}
+# The shape `textarmor evaluate --report` stores (evaluation.report.summary_numbers).
+ROBUSTNESS = {"clean_accuracy": 91.2, "accuracy_under_attack": {"pwws": 41.0, "textfooler": 38.5},
+              "ece": 0.031, "noise_accuracy": {"0.1": 88.0}, "attack_examples": 200}
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +62,11 @@ def test_hf_endpoint_package_files_and_model_card(model_dir, tmp_path):
     assert meta["datasets"] == ["stanfordnlp/sst2"]
     metrics = {m["name"]: m for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert metrics["Accuracy"]["type"] == "accuracy" and 0.9 <= metrics["Accuracy"]["value"] <= 1.0
-    robust = metrics["Robustness: attacks / textfooler / accuracy_under_attack"]
-    assert robust == {"type": "accuracy_under_attack", "value": 0.41,
-                      "name": "Robustness: attacks / textfooler / accuracy_under_attack"}
-    assert "Robustness: noise / typos_0.1 / accuracy" in metrics
+    robust = metrics["Robustness: accuracy_under_attack / pwws"]
+    assert robust == {"type": "accuracy_under_attack", "value": 41.0, "name": "Robustness: accuracy_under_attack / pwws"}
+    assert metrics["Robustness: noise_accuracy / 0.1"]["value"] == 88.0
+    assert not any("attack_examples" in name for name in metrics)
+    assert "| accuracy_under_attack / textfooler | 38.5 |" in readme
     epochs = json.loads((model_dir / "metrics.json").read_text())["epochs"]
     assert "| Epoch | Step | Training loss | Validation loss | Accuracy | Precision (macro) | Recall (macro) " \
            "| F1 (macro) |" in readme

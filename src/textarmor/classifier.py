@@ -65,6 +65,7 @@ class Prediction:
     top_label: str
     uncertain: bool = False
     scores: dict[str, float] = field(default_factory=dict)
+    prediction_set: list[str] | None = None
 
     def to_dict(self, *, with_scores: bool = False, with_uncertain: bool = True) -> dict[str, Any]:
         row: dict[str, Any] = {"label": self.label, "score": self.score}
@@ -72,6 +73,8 @@ class Prediction:
             row["uncertain"] = self.uncertain
             if self.uncertain:
                 row["top_label"] = self.top_label
+        if self.prediction_set is not None:
+            row["prediction_set"] = self.prediction_set
         if with_scores:
             row["scores"] = self.scores
         return row
@@ -324,20 +327,38 @@ class Classifier:
     # ------------------------------------------------------------ predictions
     def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                 threshold: float | None = None, function_to_apply: str | None = None,
-                abstain_label: str | None = None) -> list[Prediction]:
-        """Top label per text; under ``threshold`` (default: the model dir's) it is marked uncertain."""
+                abstain_label: str | None = None, coverage: float | None = None,
+                conformal_method: str = "lac") -> list[Prediction]:
+        """Top label per text. Under ``threshold`` (default: the model dir's) a prediction is uncertain; with
+        ``coverage`` (needs ``textarmor calibrate``), each text gets a conformal prediction set and is
+        uncertain unless that set is a single label. Uncertain predictions carry the abstain label."""
         threshold = check_threshold(self.config.threshold if threshold is None else threshold)
         abstain = abstain_label if abstain_label is not None else self.config.abstain_label
         scores = self.predict_proba(texts, text_pairs, function_to_apply=function_to_apply)
+        members = self._conformal_sets(scores, coverage, conformal_method) if coverage is not None else None
         top = scores.argmax(axis=-1)
         predictions = []
-        for row, best in zip(scores, top.tolist()):
+        for i, (row, best) in enumerate(zip(scores, top.tolist())):
             score = float(row[best])
             uncertain = threshold is not None and score < threshold
+            chosen = None
+            if members is not None:
+                chosen = [name for name, keep in zip(self.labels, members[i]) if keep]
+                uncertain = uncertain or len(chosen) != 1
             predictions.append(Prediction(label=abstain if uncertain else self.labels[best], score=score,
                                           top_label=self.labels[best], uncertain=uncertain,
-                                          scores={name: float(s) for name, s in zip(self.labels, row)}))
+                                          scores={name: float(s) for name, s in zip(self.labels, row)},
+                                          prediction_set=chosen))
         return predictions
+
+    def _conformal_sets(self, scores: np.ndarray, coverage: float, method: str) -> np.ndarray:
+        from textarmor.evaluation.conformal import prediction_sets
+
+        record = self.config.conformal or {}
+        if method not in record.get("scores", {}):
+            raise ParameterError("This model has no conformal calibration; run `textarmor calibrate MODEL_DIR "
+                                 "--data DEV_FILE` first, or use --threshold for a fixed cut.")
+        return prediction_sets(scores, np.asarray(record["scores"][method]), coverage, method)
 
     def iter_predict(self, texts: Iterable[str], text_pairs: Iterable[str] | None = None, *,
                      chunk_size: int = 4096, **kwargs) -> Iterator[Prediction]:

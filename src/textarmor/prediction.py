@@ -108,11 +108,13 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
                  all_scores: bool = False, abstain_label: str | None = None, fmt: str | None = None,
                  text_column: str = "text", text_pair_column: str | None = None, chunk_size: int = 2048,
                  strict: bool = False, overwrite: bool = False, stdout: IO[str] | None = None,
+                 coverage: float | None = None, conformal_method: str = "lac",
                  **classifier_kwargs) -> PredictSummary:
     """Classify every text of ``source`` and write one row per text, in input order.
 
     A row: ``line`` (input line), ``label``, ``score``; ``uncertain`` (and ``top_label``) when a threshold
-    applies; ``scores`` (every label) with ``all_scores``; ``top_k`` (ranked labels) when ``top_k`` > 1.
+    or a conformal ``coverage`` applies; ``prediction_set`` with ``coverage``; ``scores`` (every label) with
+    ``all_scores``; ``top_k`` (ranked labels) when ``top_k`` > 1.
     Empty texts are skipped and counted, or raise under ``strict``.
     """
     check_threshold(threshold)
@@ -146,8 +148,9 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
             texts = [c[1] for c in chunk]
             pairs = [c[2] for c in chunk] if text_pair_column else None
             predictions = clf.predict(texts, pairs, threshold=threshold, function_to_apply=function_to_apply,
-                                      abstain_label=abstain_label)
-            use_threshold = threshold is not None or clf.config.threshold is not None
+                                      abstain_label=abstain_label, coverage=coverage,
+                                      conformal_method=conformal_method)
+            use_threshold = threshold is not None or clf.config.threshold is not None or coverage is not None
             for number, prediction in zip(numbers, predictions):
                 row = {"line": number, **prediction.to_dict(with_scores=all_scores, with_uncertain=use_threshold)}
                 if top_k > 1:

@@ -17,7 +17,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from textarmor.cli import evaluate_cmd, export_cmd, models_cmd, package_cmd, predict_cmd, serve_cmd, train_cmd  # noqa: E402,F401,E501  (registers verbs)
+from textarmor.cli import (  # noqa: E402,F401  (each module registers its verb)
+    attack_cmd,
+    calibrate_cmd,
+    evaluate_cmd,
+    explain_cmd,
+    export_cmd,
+    models_cmd,
+    package_cmd,
+    predict_cmd,
+    serve_cmd,
+    train_cmd,
+)
 
 
 def main(args: list[str] | None = None) -> None:

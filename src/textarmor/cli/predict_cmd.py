@@ -13,6 +13,11 @@ def predict(
     input: str = typer.Argument("-", help="TXT (one text a line), CSV/TSV or JSONL file; '-' reads stdin."),
     threshold: float | None = typer.Option(None, "--threshold", help="Top scores under this are marked "
                                               "uncertain and get the abstain label (default: textarmor.json's)."),
+    coverage: float | None = typer.Option(None, "--coverage", help="Conformal prediction sets at this "
+                                          "coverage, e.g. 0.95 (needs `textarmor calibrate`); a text is "
+                                          "uncertain unless its set is one label."),
+    conformal_method: str = typer.Option("lac", "--conformal-method", help="lac (smallest sets) | aps "
+                                         "(adaptive sets)."),
     abstain_label: str | None = typer.Option(None, "--abstain-label", help="Label of uncertain rows "
                                                 "(default null)."),
     top_k: int = typer.Option(1, "--top-k", help="Also list the K best labels with scores."),
@@ -37,13 +42,16 @@ def predict(
         textarmor predict runs/sst2 reviews.txt --threshold 0.8 --out predictions.jsonl
 
         echo "a gripping, funny film" | textarmor predict runs/sst2 - --top-k 2
+
+        textarmor predict runs/sst2 reviews.jsonl --coverage 0.95 --out sets.jsonl   (after calibrate)
     """
     from textarmor.prediction import predict_file
 
     summary = predict_file(model_dir, input, out=out, threshold=threshold, top_k=top_k,
                            function_to_apply=function_to_apply, all_scores=all_scores, abstain_label=abstain_label,
                            fmt=fmt, text_column=text_column, text_pair_column=text_pair_column, strict=strict,
-                           overwrite=overwrite, max_tokens_per_batch=batch_tokens, backend=backend, device=device)
+                           overwrite=overwrite, max_tokens_per_batch=batch_tokens,
+                           coverage=coverage, conformal_method=conformal_method, backend=backend, device=device)
     where = f" -> {summary.output}" if summary.output else ""
     typer.echo(f"{summary.rows} predicted, {summary.uncertain} uncertain, {summary.skipped} empty skipped{where}",
                err=True)

@@ -135,9 +135,16 @@ def _index_metrics(config: TextArmorConfig) -> list[dict[str, Any]]:
     evaluation = (config.metrics or {}).get("eval", config.metrics or {})
     metrics = [{"type": kind, "value": round(float(evaluation[key]), 4), "name": title}
                for key, kind, title in EVAL_METRICS if isinstance(evaluation.get(key), (int, float))]
-    for path, value in flatten_numbers(config.robustness or {})[:MAX_ROBUSTNESS_METRICS]:
-        metrics.append({"type": path[-1], "value": round(value, 4), "name": "Robustness: " + " / ".join(path)})
+    # textarmor.json's robustness summary is keyed measure first: {"accuracy_under_attack": {"pwws": 41.2}}.
+    for path, value in robustness_numbers(config)[:MAX_ROBUSTNESS_METRICS]:
+        metrics.append({"type": path[0], "value": round(value, 4), "name": "Robustness: " + " / ".join(path)})
     return metrics
+
+
+def robustness_numbers(config: TextArmorConfig) -> list[tuple[tuple[str, ...], float]]:
+    """The measurements of the robustness summary (counts such as ``attack_examples`` are not metrics)."""
+    return [(path, value) for path, value in flatten_numbers(config.robustness or {})
+            if not path[-1].endswith("examples")]
 
 
 def render_model_card(model_dir: Path, name: str, *, license: str | None = None) -> str:
@@ -173,7 +180,7 @@ def _evaluation_section(config: TextArmorConfig) -> str:
 
 
 def _robustness_section(config: TextArmorConfig) -> str:
-    numbers = flatten_numbers(config.robustness or {})
+    numbers = robustness_numbers(config)
     if not numbers:
         return ("No robustness results are recorded yet. `textarmor evaluate MODEL_DIR --report DIR` measures them "
                 "and stores them in `textarmor.json`.")

@@ -1,0 +1,152 @@
+"""``attack()``: run a recipe over a labelled data file, streaming results to an output folder.
+
+The folder holds ``run.json`` (the settings), ``results.jsonl`` (one line per example, written as each
+finishes, so a killed run keeps what it did), ``summary.json`` and ``report.html``. ``resume=True``
+continues a run in the same folder with the same settings, attacking only examples not yet in
+``results.jsonl``; each example's random choices depend only on ``(seed, index)``, so a resumed run
+gives what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textarmor.attacks.engine import AttackEngine, Example
+from textarmor.attacks.recipes import build_recipe, check_recipe
+from textarmor.attacks.report import AttackReport, AttackResult
+from textarmor.errors import DataError, OutputExistsError, ParameterError
+
+RESULTS, SUMMARY, SETTINGS, HTML = "results.jsonl", "summary.json", "run.json", "report.html"
+
+
+def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int | None = None,
+           query_budget: int | None = None, max_modify_rate: float | None = 0.3, seed: int = 0,
+           out_dir: str | os.PathLike | None = None, resume: bool = False, target: str | None = None,
+           concurrency: int = 64, text_column: str = "text", label_column: str = "label",
+           on_result: Callable[[AttackResult], None] | None = None,
+           on_start: Callable[[int, list[AttackResult]], None] | None = None, recipe_options: dict[str, Any] | None = None,
+           **classifier_kwargs) -> AttackReport:
+    """Attack the first ``n`` examples of ``data`` (all when ``None``) with ``recipe``.
+
+    ``model`` is a model directory (or alias) or a :class:`~textarmor.Classifier`; ``data`` a file, a
+    ``builtin:`` name or a list of row dicts. ``target`` names a label
+    for a targeted attack. ``on_start(total, already_done_results)`` and ``on_result(result)`` drive progress
+    displays. Returns the :class:`AttackReport` of all examples, resumed ones included.
+    """
+    from textarmor.classifier import Classifier
+
+    check_recipe(recipe)  # before the model loads: a typo should fail fast
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ParameterError(f"n must be a positive number of examples, got {n!r}.")
+    if query_budget is not None and query_budget < 1:
+        raise ParameterError(f"query_budget must be at least 1 (the original text is one query), got {query_budget}.")
+    clf = model if hasattr(model, "predict_proba") else Classifier.from_pretrained(
+        model, cache_size=classifier_kwargs.pop("cache_size", 200_000), **classifier_kwargs)
+    target_id = _label_id(clf.labels, target, "target") if target is not None else None
+    built = build_recipe(recipe, max_modify_rate=max_modify_rate, target=target_id, **(recipe_options or {}))
+
+    texts, labels = _read_examples(data, text_column, label_column)
+    if n is not None and n > len(texts):
+        raise ParameterError(f"n is {n} but the data has {len(texts)} usable examples; pass n of at most "
+                             f"{len(texts)} or leave it out to attack them all.")
+    total = n or len(texts)
+    examples = [Example(i, texts[i], _label_id(clf.labels, labels[i], f"example {i}")) for i in range(total)]
+
+    source = f"{len(data)} rows given" if isinstance(data, (list, tuple)) else str(data)
+    settings = {"recipe": recipe, "data": source, "n": total, "query_budget": query_budget,
+                "max_modify_rate": max_modify_rate, "seed": seed, "target": target,
+                "recipe_options": recipe_options or {}}
+    done: list[AttackResult] = []
+    sink = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        done = _prepare_output(out, settings, resume)
+        sink = (out / RESULTS).open("a", encoding="utf-8")
+    finished = {r.index for r in done}
+    todo = [e for e in examples if e.index not in finished]
+    if on_start is not None:
+        on_start(total, done)
+
+    def record(result: AttackResult) -> None:
+        if sink is not None:
+            sink.write(json.dumps(result.to_dict()) + "\n")
+            sink.flush()
+        if on_result is not None:
+            on_result(result)
+
+    engine = AttackEngine(built, clf, query_budget=query_budget, concurrency=concurrency, seed=seed)
+    started = time.perf_counter()
+    try:
+        new = engine.run(todo, on_result=record)
+    finally:
+        if sink is not None:
+            sink.close()
+    elapsed = time.perf_counter() - started
+    report = AttackReport(sorted(done + new, key=lambda r: r.index), recipe=recipe,
+                          settings={**settings, "model_calls": engine.model_calls}, wall_seconds=elapsed,
+                          timed_examples=len(new))
+    if out_dir is not None:
+        report.write_summary(Path(out_dir) / SUMMARY)
+        (Path(out_dir) / HTML).write_text(report.to_html(), encoding="utf-8")
+    return report
+
+
+def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    """Texts and label names from a data file (any format :func:`textarmor.data.load_dataset` reads; empty
+    texts skipped) or from a list of row dicts."""
+    if isinstance(data, (list, tuple)):
+        rows = [r for r in data if str(r.get(text_column) or "").strip()]
+        if not rows:
+            raise DataError(f"The {len(data)} rows given have no usable rows (every text is empty).")
+        missing = [i for i, r in enumerate(rows) if r.get(label_column) is None]
+        if missing:
+            raise DataError(f"Row {missing[0]} has no {label_column!r}; every example needs a label to attack.")
+        return [str(r[text_column]) for r in rows], [str(r[label_column]) for r in rows]
+    from textarmor.data import load_dataset
+
+    dataset, _ = load_dataset(data, text_column=text_column, label_column=label_column)
+    return list(dataset["text"]), list(dataset["label"])
+
+
+def load_results(out_dir: str | os.PathLike) -> list[AttackResult]:
+    """The results recorded in an output folder; a line cut short by a killed run is ignored."""
+    path = Path(out_dir) / RESULTS
+    results: list[AttackResult] = []
+    if not path.exists():
+        return results
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            results.append(AttackResult.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return results
+
+
+def _prepare_output(out: Path, settings: dict[str, Any], resume: bool) -> list[AttackResult]:
+    results_path, settings_path = out / RESULTS, out / SETTINGS
+    if results_path.exists() and not resume:
+        raise OutputExistsError(f"{out} already holds attack results; pass --resume to continue that run, "
+                                "or choose another --out folder.")
+    if resume and settings_path.exists():
+        before = json.loads(settings_path.read_text())
+        differ = sorted(k for k in settings if before.get(k) != settings[k])
+        if differ:
+            raise ParameterError(f"--resume needs the settings of the run in {out}, but {differ} differ "
+                                 f"(that run: {', '.join(f'{k}={before.get(k)!r}' for k in differ)}).")
+    out.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    done = load_results(out) if resume else []
+    if resume and results_path.exists():  # rewrite without a half-written last line
+        results_path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in done), encoding="utf-8")
+    return done
+
+
+def _label_id(labels: list[str], name: str, where: str) -> int:
+    if name not in labels:
+        raise DataError(f"The label of {where} is not one of the model's labels {labels}; "
+                        "check --label-column or the model.")
+    return labels.index(name)

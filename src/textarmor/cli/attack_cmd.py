@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from textarmor.cli import app
+from textarmor.errors import ParameterError
+
+
+@app.command("attack")
+def attack(
+    model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
+    data: str = typer.Option(..., "--data", help="Labelled data: CSV/TSV/JSONL/Parquet or builtin:sst2-dev."),
+    recipe: str = typer.Option(..., "--recipe", help="deepwordbug | pwws | textfooler | typos | charnoise."),
+    n: int | None = typer.Option(None, "--n", help="Attack the first N examples (default: all)."),
+    query_budget: int | None = typer.Option(None, "--query-budget", help="Most model queries per example."),
+    max_modify_rate: float = typer.Option(0.3, "--max-modify-rate", help="Most words changed, as a share."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the random edits (per example)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for results.jsonl (written as examples "
+                                       "finish), summary.json and report.html."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
+    target: str | None = typer.Option(None, "--target", help="Targeted attack toward this label."),
+    concurrency: int = typer.Option(64, "--concurrency", help="Examples attacked at once (bigger model batches)."),
+    text_column: str = typer.Option("text", "--text-column"),
+    label_column: str = typer.Option("label", "--label-column"),
+    batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
+) -> None:
+    """Attack a classifier with an adversarial (or natural-noise) recipe; metrics as TextAttack defines them.
+
+    Examples:
+
+        textarmor attack runs/sst2 --data builtin:sst2-dev --recipe pwws --n 200 --out runs/pwws
+
+        textarmor attack runs/sst2 --data builtin:sst2-dev --recipe pwws --n 200 --out runs/pwws --resume
+    """
+    from textarmor.attacks import attack as run_attack
+    from textarmor.cli.progress import AttackProgress
+
+    if resume and out is None:
+        raise ParameterError("--resume continues the run saved in --out; pass the --out folder of that run.")
+    with AttackProgress() as progress:
+        report = run_attack(model_dir, data, recipe=recipe, n=n, query_budget=query_budget,
+                            max_modify_rate=max_modify_rate, seed=seed, out_dir=out, resume=resume, target=target,
+                            concurrency=concurrency, text_column=text_column, label_column=label_column,
+                            on_start=progress.start, on_result=progress.advance, max_tokens_per_batch=batch_tokens)
+    s = report.summary()
+    typer.echo(f"{recipe}: success rate {_fmt(s['attack_success_rate'])}%  accuracy {_fmt(s['original_accuracy'])}%"
+               f" -> {_fmt(s['accuracy_under_attack'])}% under attack  perturbed words "
+               f"{_fmt(s['avg_perturbed_word_pct'])}%  queries {_fmt(s['avg_queries'])}  "
+               f"({s['successful']} successful, {s['failed']} failed, {s['skipped']} skipped)")
+    if out is not None:
+        typer.echo(f"results in {out}/ (results.jsonl, summary.json, report.html)")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,0 +1,216 @@
+"""The multi-perspective robustness report (after RoAST's unified evaluation, plus natural noise).
+
+One call measures a model from six angles on data the user names, and writes ``report.json``,
+``report.md`` (a summary the model card embeds) and a self-contained ``report.html`` with plots:
+
+- in-distribution accuracy, macro-F1 and ECE;
+- distribution shift: the same metrics on other labelled sets;
+- adversarial robustness: accuracy under each attack recipe, attacked twice when the model is calibrated,
+  with raw and with temperature-scaled scores: a badly calibrated model can look robust only because its
+  saturated scores give the attack no signal (Raina et al., "the illusion of robustness");
+- calibration: ECE before and after temperature scaling (fitted on calibration data, or on half of the
+  in-distribution set and measured on the other half);
+- anomaly detection: AUROC and FPR at 95% TPR of max-softmax and energy scores, in-distribution against
+  each out-of-distribution set;
+- natural noise: accuracy under random keyboard typos at several rates.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+
+from textarmor.classifier import Classifier
+from textarmor.data import LabelMap, load_dataset
+from textarmor.errors import OutputExistsError, ParameterError
+from textarmor.evaluation.calibration import fit_temperature
+from textarmor.evaluation.metrics import classification_metrics, expected_calibration_error
+from textarmor.evaluation.ood import energy_score, max_softmax_score, ood_metrics
+from textarmor.model_dir import TextArmorConfig
+
+
+@dataclass
+class ReportSpec:
+    """What to measure. Every set is a data file (or ``builtin:`` name) with ``text`` and ``label``
+    (``ood`` sets need only ``text``)."""
+
+    data: str
+    shift: dict[str, str] = field(default_factory=dict)
+    ood: dict[str, str] = field(default_factory=dict)
+    attacks: list[str] = field(default_factory=lambda: ["deepwordbug", "pwws"])
+    attack_n: int | None = 100
+    query_budget: int | None = None
+    noise_rates: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
+    calibration_data: str | None = None
+    seed: int = 0
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides) -> ReportSpec:
+        import yaml
+
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ParameterError(f"{path}: unknown report setting(s) {unknown}; "
+                                 f"known: {sorted(cls.__dataclass_fields__)}.")
+        return cls(**{**raw, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def _labelled(clf: Classifier, source: str) -> tuple[list[str], np.ndarray]:
+    dataset, _ = load_dataset(source)
+    return list(dataset["text"]), np.asarray(LabelMap(clf.labels).encode(dataset["label"], source=f"'{source}'"))
+
+
+def _calibration(clf: Classifier, spec: ReportSpec, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Temperature and ECE before/after, measured on data the temperature was not fitted on."""
+    rng = np.random.default_rng(spec.seed)
+    if spec.calibration_data:
+        texts, cal_labels = _labelled(clf, spec.calibration_data)
+        temperature = fit_temperature(clf.logits(texts), cal_labels)
+        eval_logits, eval_labels, fitted_on = logits, labels, spec.calibration_data
+    else:
+        order = rng.permutation(len(labels))
+        fit, held = order[: len(order) // 2], order[len(order) // 2:]
+        temperature = fit_temperature(logits[fit], labels[fit])
+        eval_logits, eval_labels, fitted_on = logits[held], labels[held], "half of the in-distribution set"
+    return {"temperature": temperature, "fitted_on": fitted_on, "n": int(len(eval_labels)),
+            "ece_before": expected_calibration_error(softmax(eval_logits, axis=1), eval_labels),
+            "ece_after": expected_calibration_error(softmax(eval_logits / temperature, axis=1), eval_labels),
+            "reliability": {"before": _reliability(softmax(eval_logits, axis=1), eval_labels),
+                            "after": _reliability(softmax(eval_logits / temperature, axis=1), eval_labels)}}
+
+
+def _reliability(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+    bins = np.clip((confidence * n_bins).astype(int), 0, n_bins - 1)
+    return [{"bin": b, "confidence": float(confidence[bins == b].mean()), "accuracy": float(correct[bins == b].mean()),
+             "count": int((bins == b).sum())} for b in range(n_bins) if (bins == b).any()]
+
+
+def _attack_rows(clf: Classifier, spec: ReportSpec, texts: list[str], labels: np.ndarray, recipe: str,
+                 temperature: float, **options) -> dict[str, Any]:
+    from textarmor.attacks import attack
+
+    saved = clf.config.temperature
+    clf.config.temperature = temperature  # the scores the attack sees
+    try:
+        rows = [{"text": t, "label": clf.labels[y]} for t, y in zip(texts, labels)]
+        report = attack(clf, rows, recipe=recipe, n=min(spec.attack_n or len(rows), len(rows)),
+                        query_budget=spec.query_budget, seed=spec.seed, **options)
+    finally:
+        clf.config.temperature = saved
+    s = report.summary()
+    return {k: s[k] for k in ("total", "original_accuracy", "accuracy_under_attack", "attack_success_rate",
+                              "avg_perturbed_word_pct", "avg_queries", "wall_seconds")}
+
+
+def robustness_report(model: str | os.PathLike | Classifier, spec: ReportSpec, out_dir: str | os.PathLike, *,
+                      overwrite: bool = False, store_in_model: bool = True, log=print) -> dict[str, Any]:
+    """Measure ``model`` as ``spec`` says; write report.json/.md/.html to ``out_dir``; return the report."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"Report folder '{out}' is not empty. Pass --overwrite, or choose another folder.")
+    clf = model if isinstance(model, Classifier) else Classifier.from_pretrained(model, cache_size=200_000)
+    texts, labels = _labelled(clf, spec.data)
+    logits = clf.logits(texts)
+    report: dict[str, Any] = {"spec": asdict(spec), "labels": clf.labels}
+    log(f"in-distribution: {len(texts)} texts")
+    report["in_distribution"] = _headline(classification_metrics(labels, softmax(logits, axis=1), clf.labels))
+    report["calibration"] = calibration = _calibration(clf, spec, logits, labels)
+    temperature = calibration["temperature"]
+    report["shift"] = {}
+    for name, source in spec.shift.items():
+        log(f"distribution shift: {name}")
+        shift_texts, shift_labels = _labelled(clf, source)
+        probs = softmax(clf.logits(shift_texts), axis=1)
+        report["shift"][name] = _headline(classification_metrics(shift_labels, probs, clf.labels))
+    report["ood"] = {}
+    for name, source in spec.ood.items():
+        log(f"anomaly detection: {name}")
+        ood_logits = clf.logits(list(load_dataset(source, label_column=None)[0]["text"]))
+        report["ood"][name] = {
+            "msp": ood_metrics(max_softmax_score(logits, temperature), max_softmax_score(ood_logits, temperature)),
+            "energy": ood_metrics(energy_score(logits, temperature), energy_score(ood_logits, temperature)),
+            "roc": {kind: _roc(fn(logits, temperature), fn(ood_logits, temperature))
+                    for kind, fn in (("msp", max_softmax_score), ("energy", energy_score))}}
+    report["adversarial"] = {}
+    for recipe in spec.attacks:
+        log(f"attack: {recipe} on {min(spec.attack_n or len(texts), len(texts))} texts")
+        entry = {"raw": _attack_rows(clf, spec, texts, labels, recipe, 1.0)}
+        if abs(temperature - 1.0) > 0.05:
+            entry["calibrated"] = _attack_rows(clf, spec, texts, labels, recipe, temperature)
+        report["adversarial"][recipe] = entry
+    report["noise"] = []
+    for rate in spec.noise_rates:
+        log(f"natural noise: typos at rate {rate}")
+        result = _attack_rows(clf, spec, texts, labels, "typos", 1.0, max_modify_rate=None,
+                              recipe_options={"rate": rate})
+        report["noise"].append({"rate": rate, "accuracy": result["accuracy_under_attack"]})
+    _write(report, out)
+    if store_in_model and not isinstance(model, Classifier) and Path(str(model)).is_dir():
+        config = TextArmorConfig.load(model)
+        if config is not None:
+            config.robustness = summary_numbers(report)
+            config.save(model)
+    return report
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "ece")}
+
+
+def _roc(in_scores: np.ndarray, out_scores: np.ndarray, points: int = 50) -> dict[str, list[float]]:
+    from sklearn.metrics import roc_curve
+
+    y = np.r_[np.ones(len(in_scores)), np.zeros(len(out_scores))]
+    fpr, tpr, _ = roc_curve(y, np.r_[in_scores, out_scores])
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).astype(int))
+    return {"fpr": [round(float(x), 4) for x in fpr[keep]], "tpr": [round(float(x), 4) for x in tpr[keep]]}
+
+
+def summary_numbers(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers (percentages) the model card and ``textarmor.json`` keep."""
+    adversarial = {recipe: entry["raw"]["accuracy_under_attack"] for recipe, entry in report["adversarial"].items()}
+    calibrated = {recipe: entry["calibrated"]["accuracy_under_attack"]
+                  for recipe, entry in report["adversarial"].items() if "calibrated" in entry}
+    return {
+        "clean_accuracy": round(100 * report["in_distribution"]["accuracy"], 2),
+        "accuracy_under_attack": adversarial,
+        **({"accuracy_under_attack_calibrated_scores": calibrated} if calibrated else {}),
+        "shift_accuracy": {k: round(100 * v["accuracy"], 2) for k, v in report["shift"].items()},
+        "ece": round(report["in_distribution"]["ece"], 4),
+        "ece_after_temperature": round(report["calibration"]["ece_after"], 4),
+        "ood_auroc_msp": {k: round(v["msp"]["auroc"], 4) for k, v in report["ood"].items()},
+        "noise_accuracy": {str(r["rate"]): r["accuracy"] for r in report["noise"]},
+        "attack_examples": report["spec"]["attack_n"],
+    }
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    s = summary_numbers(report)
+    lines = ["| perspective | measure | value |", "|---|---|---|",
+             f"| in-distribution | accuracy | {s['clean_accuracy']:.2f}% |",
+             f"| calibration | ECE (10 bins), before → after temperature {report['calibration']['temperature']:.2f}"
+             f" | {s['ece']:.4f} → {s['ece_after_temperature']:.4f} |"]
+    for recipe, acc in s["accuracy_under_attack"].items():
+        extra = s.get("accuracy_under_attack_calibrated_scores", {}).get(recipe)
+        more = f" (calibrated scores: {extra:.2f}%)" if extra is not None else ""
+        lines.append(f"| adversarial | accuracy under {recipe} ({s['attack_examples']} examples) | {acc:.2f}%{more} |")
+    lines += [f"| distribution shift | accuracy on {k} | {v:.2f}% |" for k, v in s["shift_accuracy"].items()]
+    lines += [f"| anomaly detection | AUROC (max-softmax) vs {k} | {v:.4f} |" for k, v in s["ood_auroc_msp"].items()]
+    lines += [f"| natural noise | accuracy with typos at rate {k} | {v:.2f}% |" for k, v in s["noise_accuracy"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write(report: dict[str, Any], out: Path) -> None:
+    from textarmor.evaluation.report_html import render_html
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text("# Robustness report\n\n" + to_markdown(report))
+    (out / "report.html").write_text(render_html(report, to_markdown(report)), encoding="utf-8")
