@@ -63,7 +63,8 @@ def test_hf_endpoint_package_files_and_model_card(model_dir, tmp_path):
     metrics = {m["name"]: m for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert metrics["Accuracy"]["type"] == "accuracy" and 0.9 <= metrics["Accuracy"]["value"] <= 1.0
     robust = metrics["Robustness: accuracy_under_attack / pwws"]
-    assert robust == {"type": "accuracy_under_attack", "value": 41.0, "name": "Robustness: accuracy_under_attack / pwws"}
+    assert robust == {"type": "accuracy_under_attack", "value": 41.0,
+                      "name": "Robustness: accuracy_under_attack / pwws"}
     assert metrics["Robustness: noise_accuracy / 0.1"]["value"] == 88.0
     assert not any("attack_examples" in name for name in metrics)
     assert "| accuracy_under_attack / textfooler | 38.5 |" in readme
