@@ -137,3 +137,43 @@ def test_ddp_with_two_cpu_processes(tiny_trained, small_files, tmp_path):
         assert "model.safetensors" in row["files"]
     assert "augmented_examples.jsonl" in rows[-1]["files"]
     assert rows[-1]["report"]["augment"]["added_total"] > 0
+
+
+def test_cli_trains_with_a_method_and_its_options(tiny_base, small_files, tmp_path, capsys):
+    from textarmor.cli import main
+
+    out = tmp_path / "cli-freelb"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(small_files[0]), "--eval-data", str(small_files[1]), "--out", str(out),
+              "--model", str(tiny_base), "--epochs", "1", "--batch-size", "16", "--max-length", "32",
+              "--method", "freelb", "--adv-steps", "3", "--adv-norm", "linf", "-o", "adv_max_norm=0.05"])
+    assert exit_info.value.code in (0, None)
+    objective = TextArmorConfig.load(out).training["objective"]
+    assert objective["adv_steps"] == 3 and objective["adv_norm"] == "linf" and objective["adv_max_norm"] == 0.05
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--method", "nope"], "Unknown training method 'nope'"),
+    (["--method", "freelb", "--roast-alpha", "0.5"], "roast_alpha"),
+    (["--method", "pgd", "--adv-norm", "l1"], "adv_norm must be one of l2, linf"),
+    (["--method", "roast", "-o", "fisher_batches"], "KEY=VALUE"),
+])
+def test_cli_rejects_bad_method_options(args, pattern, tiny_base, small_files, tmp_path, capsys):
+    from textarmor.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(small_files[0]), "--out", str(tmp_path / "x"), "--model", str(tiny_base),
+              *args])
+    assert exit_info.value.code == 2
+    assert pattern in capsys.readouterr().err
+
+
+def test_train_help_lists_every_method_with_its_paper(capsys):
+    from textarmor.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in ("pgd:", "Madry et al. 2018", "freelb:", "Zhu et al. 2020", "roast:", "Kim et al. 2023",
+                     "rift:", "Dong et al. 2021", "augment:", "roast+augment"):
+        assert fragment in text

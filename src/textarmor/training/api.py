@@ -106,8 +106,8 @@ def train(
         if value <= 0:
             raise ParameterError(f"{name} must be positive, got {value}.")
     out_dir = Path(out_dir)
-    columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-                   strict=strict)
+    columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
+               "strict": strict}
     train_set, _ = load_dataset(data, **columns)
     if max_train_rows is not None and max_train_rows < train_set.num_rows:
         train_set = train_set.shuffle(seed=seed).select(range(max_train_rows))

@@ -29,6 +29,7 @@ import torch
 from transformers import TrainerCallback
 
 from textarmor.errors import ParameterError
+from textarmor.training.catalogue import METHODS
 from textarmor.training.embedding_space import WEIGHT_KEY
 from textarmor.training.objectives import Objective, TrainingContext
 
@@ -230,8 +231,7 @@ class AdversarialAugmentation(TrainerCallback):
 class AugmentedObjective(Objective):
     """An objective whose batches also carry adversarial examples found during training."""
 
-    summary = "adversarial examples from the attack engine join the training data (text-space adversarial learning)"
-    paper = "Hu et al. 2023, RADAR: Robust AI-Text Detection via Adversarial Learning (NeurIPS)"
+    summary, paper = METHODS["augment"].summary, METHODS["augment"].paper
 
     def __init__(self, base: Objective, augmentation: AdversarialAugmentation):
         self._base, self._augmentation = base, augmentation

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
 from textarmor.errors import ParameterError
+from textarmor.training.catalogue import METHODS
+from textarmor.training.embedding_space import EmbeddedBatch, PerturbationBall
 
 
 @dataclass
@@ -88,7 +92,7 @@ class StandardObjective(Objective):
     """Cross-entropy on clean inputs: plain fine-tuning."""
 
     name = "standard"
-    summary = "cross-entropy on clean inputs (plain fine-tuning)"
+    summary = METHODS["standard"].summary
 
     def loss(self, model, batch):
         from textarmor.training.embedding_space import WEIGHT_KEY, cross_entropy
@@ -101,6 +105,32 @@ class StandardObjective(Objective):
         weights = batch[WEIGHT_KEY].float()
         loss = (cross_entropy(outputs.logits, batch["labels"]) * weights).sum() / weights.sum()
         return loss, outputs
+
+
+class EmbeddingAdversaryObjective(Objective):
+    """Shared hyperparameters of the objectives that search the FreeLB perturbation ball."""
+
+    def __init__(self, adv_steps: int = 2, adv_lr: float = 0.1, adv_init_mag: float = 1.0,
+                 adv_max_norm: float = 0.6, adv_norm: str = "l2"):
+        if int(adv_steps) < 1:
+            raise ParameterError(f"adv_steps must be at least 1, got {adv_steps}.")
+        self.adv_steps = int(adv_steps)
+        self.adv_lr, self.adv_init_mag, self.adv_max_norm = float(adv_lr), float(adv_init_mag), float(adv_max_norm)
+        self.adv_norm = adv_norm
+        self._ball = PerturbationBall(norm=adv_norm, lr=self.adv_lr, init_mag=self.adv_init_mag,
+                                      max_norm=self.adv_max_norm)
+
+    def attack(self, model, batch: EmbeddedBatch, loss_fn) -> torch.Tensor:
+        """``adv_steps`` ascent steps on ``loss_fn(logits)`` (a per-example loss); returns the final
+        perturbation, detached. Parameter gradients are not touched and DDP does not synchronise."""
+        with self.no_sync(model):
+            embeds = batch.embed(model).detach()
+            delta = self._ball.start(embeds, batch.mask)
+            for _ in range(self.adv_steps):
+                logits = batch.forward(model, embeds + delta).logits
+                (grad,) = torch.autograd.grad(batch.mean(loss_fn(logits)), delta)
+                delta = self._ball.ascend(delta, grad, batch.mask)
+        return delta.detach()
 
 
 OBJECTIVES: dict[str, type[Objective]] = {}
@@ -151,3 +181,8 @@ def make_objective(method: str, **kwargs) -> Objective:
             raise ParameterError(f"Bad options for augment: {exc}") from None
         objective = AugmentedObjective(objective, augmentation)
     return objective
+
+
+# The objective modules register themselves; importing them here makes the registry complete whichever
+# module is imported first (they import this one, whose names above already exist).
+from textarmor.training import pgd, rift, roast  # noqa: F401

@@ -7,35 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from textarmor.errors import ParameterError
-from textarmor.training.embedding_space import EmbeddedBatch, PerturbationBall, cross_entropy
-from textarmor.training.objectives import Objective, register
-
-
-class EmbeddingAdversaryObjective(Objective):
-    """Shared hyperparameters of the objectives that search the FreeLB perturbation ball."""
-
-    def __init__(self, adv_steps: int = 2, adv_lr: float = 0.1, adv_init_mag: float = 1.0,
-                 adv_max_norm: float = 0.6, adv_norm: str = "l2"):
-        if int(adv_steps) < 1:
-            raise ParameterError(f"adv_steps must be at least 1, got {adv_steps}.")
-        self.adv_steps = int(adv_steps)
-        self.adv_lr, self.adv_init_mag, self.adv_max_norm = float(adv_lr), float(adv_init_mag), float(adv_max_norm)
-        self.adv_norm = adv_norm
-        self._ball = PerturbationBall(norm=adv_norm, lr=self.adv_lr, init_mag=self.adv_init_mag,
-                                      max_norm=self.adv_max_norm)
-
-    def attack(self, model, batch: EmbeddedBatch, loss_fn) -> torch.Tensor:
-        """``adv_steps`` ascent steps on ``loss_fn(logits)`` (a per-example loss); returns the final
-        perturbation, detached. Parameter gradients are not touched and DDP does not synchronise."""
-        with self.no_sync(model):
-            embeds = batch.embed(model).detach()
-            delta = self._ball.start(embeds, batch.mask)
-            for _ in range(self.adv_steps):
-                logits = batch.forward(model, embeds + delta).logits
-                (grad,) = torch.autograd.grad(batch.mean(loss_fn(logits)), delta)
-                delta = self._ball.ascend(delta, grad, batch.mask)
-        return delta.detach()
+from textarmor.training.catalogue import METHODS
+from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy
+from textarmor.training.objectives import EmbeddingAdversaryObjective, register
 
 
 @register
@@ -43,8 +17,7 @@ class PGDObjective(EmbeddingAdversaryObjective):
     """Madry et al.'s min-max training: the loss is the cross-entropy at the end of the K-step ascent."""
 
     name = "pgd"
-    summary = "K-step PGD on the word embeddings, trained on the worst case found (Madry et al. 2018)"
-    paper = "Madry et al. 2018, Towards Deep Learning Models Resistant to Adversarial Attacks (arXiv:1706.06083)"
+    summary, paper = METHODS["pgd"].summary, METHODS["pgd"].paper
 
     def loss(self, model, batch):
         data = EmbeddedBatch.from_batch(batch)
@@ -67,8 +40,7 @@ class FreeLBObjective(EmbeddingAdversaryObjective):
     """
 
     name = "freelb"
-    summary = "K-step ascent on the word embeddings, gradients accumulated over the steps (Zhu et al. 2020)"
-    paper = "Zhu et al. 2020, FreeLB: Enhanced Adversarial Training for Natural Language Understanding (ICLR)"
+    summary, paper = METHODS["freelb"].summary, METHODS["freelb"].paper
 
     def loss(self, model, batch):
         data = EmbeddedBatch.from_batch(batch)

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textarmor.training.catalogue import METHODS
 from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy, kl_divergence, unwrap
-from textarmor.training.objectives import TrainingContext, register
-from textarmor.training.pgd import EmbeddingAdversaryObjective
+from textarmor.training.objectives import EmbeddingAdversaryObjective, TrainingContext, register
 
 #: Attribute under which the projection heads ride on the model during training (so the optimizer,
 #: checkpoints, device placement and DDP include them); removed before the final model is saved.
@@ -62,9 +62,7 @@ class RiftObjective(EmbeddingAdversaryObjective):
     """CE + KL to the adversarial prediction + mutual information with the frozen pre-trained encoder."""
 
     name = "rift"
-    summary = "CE + KL(adv||clean) + InfoNCE with a frozen pre-trained encoder (Dong et al. 2021)"
-    paper = "Dong et al. 2021, How Should Pre-Trained Language Models Be Fine-Tuned Towards Adversarial " \
-            "Robustness? (NeurIPS)"
+    summary, paper = METHODS["rift"].summary, METHODS["rift"].paper
     # The projection heads are called outside the model's forward; DDP's unused-parameter search would
     # mark them unused before their gradients arrive.
     ddp_find_unused_parameters = False

@@ -19,6 +19,7 @@ import torch
 from transformers import TrainerCallback
 
 from textarmor.errors import ParameterError
+from textarmor.training.catalogue import METHODS
 from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy, symmetric_kl, unwrap
 from textarmor.training.objectives import Objective, register
 
@@ -140,9 +141,7 @@ class RoastObjective(Objective):
     """Adversarial perturbation from the normalised noise gradient plus Fisher-ranked selective training."""
 
     name = "roast"
-    summary = "adversarial perturbation + Fisher-ranked selective gradient masks (Kim et al. 2023)"
-    paper = "Kim et al. 2023, RoAST: Robustifying Language Models via Adversarial Perturbation with Selective " \
-            "Training (Findings of EMNLP)"
+    summary, paper = METHODS["roast"].summary, METHODS["roast"].paper
 
     def __init__(self, adv_eps: float = 0.1, roast_lambda: float = 0.01, roast_alpha: float = 0.9,
                  roast_beta: float = 10.0, fisher_batches: int = 32, noise_eps: float = 1e-5):
