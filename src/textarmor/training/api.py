@@ -97,6 +97,10 @@ def train(
     else a stratified ``validation_split`` of the training rows) and the best epoch by accuracy is kept.
     ``early_stopping=N`` stops after N epochs without improvement. Extra keyword arguments go to
     ``transformers.TrainingArguments``.
+
+    ``method`` names the objective (``standard``, ``pgd``, ``freelb``, ``roast``, ``rift``, each optionally
+    ``+augment``; docs/methods.md) and ``method_options`` its hyperparameters. Under ``torchrun`` every rank
+    calls ``train`` and rank 0 writes the model directory.
     """
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed

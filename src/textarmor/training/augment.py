@@ -137,7 +137,8 @@ class AdversarialAugmentation(TrainerCallback):
         # Resumed run: keep the rounds that happened before the checkpoint's epoch; later ones rerun.
         resumed_epoch = int(state.epoch or 0)
         kept = [r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r["epoch"] < resumed_epoch]
-        self.rounds = [r for r in self.rounds if r["epoch"] < resumed_epoch]
+        self.rounds = [{"epoch": e, "added": sum(r["epoch"] == e for r in kept), "restored": True}
+                       for e in sorted({r["epoch"] for r in kept})]
         self._pool = []
         self._add([r["text"] for r in kept], [r["label"] for r in kept])
         if _rank() == 0:
