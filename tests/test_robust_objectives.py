@@ -25,9 +25,10 @@ TINY_OPTIONS = {
 def tiny_setup(tiny_base, method: str, seed: int = 0):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-    torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(tiny_base)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_base)
+    config = AutoModelForSequenceClassification.from_pretrained(tiny_base).config
+    torch.manual_seed(seed)  # weights from this seed, not from whatever the session fixture drew
+    model = AutoModelForSequenceClassification.from_config(config)
     rows = synthetic_rows(64, seed=5)
     objective = make_objective(method, **TINY_OPTIONS[method])
     objective.setup(TrainingContext(model=model, tokenizer=tokenizer, texts=[r["text"] for r in rows],
@@ -140,10 +141,8 @@ def test_selective_training_masks_gradients_before_the_optimizer_step():
 
 
 def test_rift_teacher_stays_frozen(tiny_base):
-    from transformers import AutoModelForSequenceClassification
-
     model, objective, batches = tiny_setup(tiny_base, "rift")
-    pretrained = AutoModelForSequenceClassification.from_pretrained(tiny_base).base_model.state_dict()
+    pretrained = {name: value.clone() for name, value in model.base_model.state_dict().items()}
     teacher = objective.teacher
     assert all(not p.requires_grad for p in teacher.parameters())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
