@@ -1,5 +1,6 @@
 """Cost of one training step per method, relative to ``standard``: forward + backward(s) + AdamW step of
-each objective on the same fixed SST-2 batches, no data loading, no evaluation. A quick stand-in for
+each objective on the same fixed SST-2 batches (methods interleaved step by step, median step time), no data
+loading, no evaluation. A quick stand-in for
 ``epoch_time_ratio`` on a machine where full training runs do not fit; run.py measures the real thing.
 
     PYTHONPATH=src python benchmarks/robust_training/step_cost.py --steps 6 --batch-size 16 --max-length 48
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -40,15 +42,17 @@ def main() -> None:
                         return_tensors="pt")
         enc["labels"] = torch.tensor([labels.index(r["label"]) for r in chunk])
         batches.append(dict(enc))
-    results = []
+    # Methods take turns step by step and the median is kept, so load from other processes on a shared
+    # machine hits every method alike.
+    runs = {}
     for method in args.methods:
         torch.manual_seed(0)
-        model = load_model(args.model, num_labels=len(labels)).train()
+        model = load_model(args.model, num_labels=len(labels), id2label=dict(enumerate(labels))).train()
         objective = make_objective(method)
         objective.setup(TrainingContext(model=model, tokenizer=tokenizer, label_names=labels, seed=0))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        seconds = []
-        for step in range(args.steps + 1):
+        runs[method] = (model, objective, torch.optim.AdamW(model.parameters(), lr=1e-5), [])
+    for step in range(args.steps + 1):
+        for method, (model, objective, optimizer, seconds) in runs.items():
             started = time.perf_counter()
             loss, _ = objective.loss(model, batches[step % len(batches)])
             loss.backward()
@@ -56,10 +60,9 @@ def main() -> None:
             optimizer.zero_grad()
             if step:  # the first step warms up allocations
                 seconds.append(time.perf_counter() - started)
-        results.append({"backbone": args.model, "method": method, "seconds_per_step": round(sum(seconds) / len(seconds), 3),
-                        "device": args.device_name, "batch_size": args.batch_size, "max_length": args.max_length,
-                        "steps": args.steps})
-        print(json.dumps(results[-1]), flush=True)
+    results = [{"backbone": args.model, "method": method, "seconds_per_step": round(statistics.median(seconds), 3),
+                "device": args.device_name, "batch_size": args.batch_size, "max_length": args.max_length,
+                "steps": args.steps} for method, (_, _, _, seconds) in runs.items()]
     standard = next(r["seconds_per_step"] for r in results if r["method"] == "standard")
     for row in results:
         row["step_time_ratio"] = round(row["seconds_per_step"] / standard, 2)
