@@ -17,7 +17,7 @@ import torch
 
 from textarmor.errors import ParameterError
 from textarmor.training.catalogue import METHODS
-from textarmor.training.embedding_space import EmbeddedBatch, PerturbationBall
+from textarmor.training.embedding_space import WEIGHT_KEY, EmbeddedBatch, PerturbationBall, cross_entropy
 
 
 @dataclass
@@ -95,8 +95,6 @@ class StandardObjective(Objective):
     summary = METHODS["standard"].summary
 
     def loss(self, model, batch):
-        from textarmor.training.embedding_space import WEIGHT_KEY, cross_entropy
-
         if WEIGHT_KEY not in batch:
             outputs = model(**batch)
             return outputs.loss, outputs
