@@ -185,3 +185,15 @@ def test_train_help_lists_every_method_with_its_paper(capsys):
     for fragment in ("pgd:", "Madry et al. 2018", "freelb:", "Zhu et al. 2020", "roast:", "Kim et al. 2023",
                      "rift:", "Dong et al. 2021", "augment:", "roast+augment"):
         assert fragment in text
+
+
+def test_augment_with_an_attack_recipe(tiny_trained, synthetic_files, tmp_path):
+    """The attack engine plugs in by recipe name: deepwordbug attacks the live model during training."""
+    result = train(synthetic_files[0], eval_data=synthetic_files[1], out_dir=tmp_path / "dwb", model=str(tiny_trained),
+                   epochs=1, learning_rate=1e-3, batch_size=16, max_length=32, seed=0, progress=False,
+                   method="augment", method_options={"augment_recipe": "deepwordbug", "clean_epochs": 0,
+                                                     "augment_every": 1, "augment_sample": 16})
+    rounds = TextArmorConfig.load(result.model_dir).training["objective_report"]["augment"]["rounds"]
+    assert rounds[0]["attacked"] == 16 and rounds[0]["added"] > 0  # character edits of the keyword flip it
+    records = [json.loads(line) for line in (tmp_path / "dwb" / "augmented_examples.jsonl").read_text().splitlines()]
+    assert len(records) == rounds[0]["added"] and all(r["text"] != r["original"] for r in records)

@@ -64,11 +64,20 @@ class LiveModelBackend:
     def __init__(self, model):
         self.model = model
 
-    def __call__(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
-        device = next(self.model.parameters()).device
-        inputs = {k: torch.from_numpy(v).to(device) for k, v in encoded.items()}
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def submit(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in encoded.items()}
         with torch.inference_mode():
             return self.model(**inputs).logits.float().cpu().numpy()
+
+    def collect(self, handles: list) -> list[np.ndarray]:
+        return list(handles)
+
+    def __call__(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        return self.submit(encoded)
 
 
 def _pad_cat(a: torch.Tensor, b: torch.Tensor, value: int, left: bool) -> torch.Tensor:
