@@ -31,7 +31,8 @@ api.RobustTrainer.save_model = _save_model_recording_checksum
 
 
 def main(model: str, train_file: str, dev_file: str, out_root: str, *methods: str) -> None:
-    options = {"pgd": {"adv_max_norm": 0.05, "adv_init_mag": 0.05}, "freelb": {"adv_max_norm": 0.05, "adv_init_mag": 0.05},
+    options = {"pgd": {"adv_max_norm": 0.05, "adv_init_mag": 0.05},
+               "freelb": {"adv_max_norm": 0.05, "adv_init_mag": 0.05},
                "rift": {"adv_max_norm": 0.05, "adv_init_mag": 0.05}, "roast": {"adv_eps": 0.01, "fisher_batches": 2}}
     augment = {"augment_attacker": word_drop_attacker, "clean_epochs": 0, "augment_sample": 32}
     for method in methods:

@@ -60,30 +60,30 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT (only once the new model is done)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.partial."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub."),
-    adv_steps: Optional[int] = typer.Option(None, "--adv-steps", help=ADV + "ascent steps K (2)."),
-    adv_lr: Optional[float] = typer.Option(None, "--adv-lr", help=ADV + "ascent step size (0.1)."),
-    adv_init_mag: Optional[float] = typer.Option(None, "--adv-init-mag", help=ADV + "random start size, scaled "
+    adv_steps: int | None = typer.Option(None, "--adv-steps", help=ADV + "ascent steps K (2)."),
+    adv_lr: float | None = typer.Option(None, "--adv-lr", help=ADV + "ascent step size (0.1)."),
+    adv_init_mag: float | None = typer.Option(None, "--adv-init-mag", help=ADV + "random start size, scaled "
                                                  "by sequence length for l2 (1.0)."),
-    adv_max_norm: Optional[float] = typer.Option(None, "--adv-max-norm", help=ADV + "ball radius, 0 = none (0.6)."),
-    adv_norm: Optional[str] = typer.Option(None, "--adv-norm", help=ADV + "l2 or linf (l2)."),
-    adv_eps: Optional[float] = typer.Option(None, "--adv-eps", help="roast: perturbation size (0.1)."),
-    roast_lambda: Optional[float] = typer.Option(None, "--roast-lambda", help="roast: weight of the symmetric "
+    adv_max_norm: float | None = typer.Option(None, "--adv-max-norm", help=ADV + "ball radius, 0 = none (0.6)."),
+    adv_norm: str | None = typer.Option(None, "--adv-norm", help=ADV + "l2 or linf (l2)."),
+    adv_eps: float | None = typer.Option(None, "--adv-eps", help="roast: perturbation size (0.1)."),
+    roast_lambda: float | None = typer.Option(None, "--roast-lambda", help="roast: weight of the symmetric "
                                                  "KL (0.01)."),
-    roast_alpha: Optional[float] = typer.Option(None, "--roast-alpha", help="roast: rank threshold of the "
+    roast_alpha: float | None = typer.Option(None, "--roast-alpha", help="roast: rank threshold of the "
                                                 "gradient masks (0.9; entailment 0.6)."),
-    roast_beta: Optional[float] = typer.Option(None, "--roast-beta", help="roast: sharpness of the keep "
+    roast_beta: float | None = typer.Option(None, "--roast-beta", help="roast: sharpness of the keep "
                                                "probability (10; entailment 1)."),
-    rift_w_kl: Optional[float] = typer.Option(None, "--rift-w-kl", help="rift: weight of KL(adv||clean) (10)."),
-    rift_w_mi: Optional[float] = typer.Option(None, "--rift-w-mi", help="rift: weight of the InfoNCE term (0.1)."),
-    augment_recipe: Optional[str] = typer.Option(None, "--augment-recipe", help="+augment: attack recipe of "
+    rift_w_kl: float | None = typer.Option(None, "--rift-w-kl", help="rift: weight of KL(adv||clean) (10)."),
+    rift_w_mi: float | None = typer.Option(None, "--rift-w-mi", help="rift: weight of the InfoNCE term (0.1)."),
+    augment_recipe: str | None = typer.Option(None, "--augment-recipe", help="+augment: attack recipe of "
                                                  "textarmor.attacks (pwws)."),
-    augment_every: Optional[int] = typer.Option(None, "--augment-every", help="+augment: attack every N "
+    augment_every: int | None = typer.Option(None, "--augment-every", help="+augment: attack every N "
                                                 "epochs (1)."),
-    clean_epochs: Optional[int] = typer.Option(None, "--clean-epochs", help="+augment: epochs before the first "
+    clean_epochs: int | None = typer.Option(None, "--clean-epochs", help="+augment: epochs before the first "
                                                "attack round (1)."),
-    augment_sample: Optional[int] = typer.Option(None, "--augment-sample", help="+augment: training rows "
+    augment_sample: int | None = typer.Option(None, "--augment-sample", help="+augment: training rows "
                                                  "attacked per round (512)."),
-    augment_weight: Optional[float] = typer.Option(None, "--augment-weight", help="+augment: loss weight alpha "
+    augment_weight: float | None = typer.Option(None, "--augment-weight", help="+augment: loss weight alpha "
                                                    "of added examples (1.0)."),
     method_option: list[str] = typer.Option([], "--method-option", "-o", help="Any other method "
                                             "hyperparameter as KEY=VALUE, repeatable (e.g. -o fisher_batches=64)."),

@@ -166,7 +166,8 @@ def train(
         logging_steps=max(1, min(50, steps_per_epoch // 4)), report_to="none", seed=seed, bf16=use_bf16,
         group_by_length=True, disable_tqdm=not progress, save_only_model=False, **trainer_options)
     writer, timer = EpochMetricsWriter(staging / "metrics.json"), EpochTimer()
-    callbacks = [timer, writer] + ([EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else [])
+    stopper = [EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else []
+    callbacks = [timer, writer] + stopper
     trainer = RobustTrainer(model=net, args=args, train_dataset=train_tok, eval_dataset=eval_tok,
                             data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
                             processing_class=tokenizer, callbacks=callbacks, objective=objective)

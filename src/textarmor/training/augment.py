@@ -108,7 +108,8 @@ class AdversarialAugmentation(TrainerCallback):
         if float(weight) <= 0:
             raise ParameterError(f"augment_weight must be positive, got {weight}.")
         self.recipe = attacker or recipe
-        self.every, self.clean_epochs, self.sample, self.weight = int(every), int(clean_epochs), int(sample), float(weight)
+        self.every, self.clean_epochs = int(every), int(clean_epochs)
+        self.sample, self.weight = int(sample), float(weight)
         self.rounds: list[dict[str, Any]] = []
         self._attacker: Attacker | None = None
         self._context: TrainingContext | None = None
