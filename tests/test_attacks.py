@@ -260,7 +260,8 @@ def test_bad_input_exits_2_with_a_clear_message(case, pattern, tiny_trained, tmp
     extra = {"n_too_large": ["--n", 10],
              "resume_without_out": ["--resume"], "bad_rate": ["--max-modify-rate", 1.5]}.get(case, [])
     if case == "empty_texts":
-        data = write_jsonl(tmp_path / "e.jsonl", [{"text": "", "label": "positive"}, {"text": " ", "label": "negative"}])
+        data = write_jsonl(tmp_path / "e.jsonl",
+                           [{"text": "", "label": "positive"}, {"text": " ", "label": "negative"}])
     if case == "unknown_label":
         data = write_jsonl(tmp_path / "u.jsonl", [{"text": "great film", "label": "neutral"}])
     recipe = "bertattack" if case == "unknown_recipe" else "deepwordbug"

@@ -65,3 +65,23 @@ def test_report_refuses_a_non_empty_folder(report_dir, synthetic_files):
     model, out, _ = report_dir
     with pytest.raises(OutputExistsError, match="--overwrite"):
         robustness_report(model, ReportSpec(data=str(synthetic_files[1])), out)
+
+
+def test_evaluate_report_cli(tiny_trained, synthetic_files, tmp_path, capsys):
+    import shutil
+
+    from textarmor.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_trained, model)
+    args = ["evaluate", str(model), "--data", str(synthetic_files[1]), "--report", str(tmp_path / "r"),
+            "--attacks", "charnoise", "--attack-n", "5", "--noise-rates", "0.2",
+            "--shift", f"train={synthetic_files[0]}"]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "accuracy under charnoise" in out and "report.html" in out
+    with pytest.raises(SystemExit) as info:
+        main(args[:-2] + ["--shift", "no-equals-sign"])
+    assert info.value.code == 2 and "NAME=FILE" in capsys.readouterr().err

@@ -6,7 +6,7 @@
 
 Nothing heavy loads at import: WordNet, GloVe and the sentence encoder load when a recipe first uses them.
 """
-from textarmor.attacks.api import attack, load_results
+from textarmor.attacks.api import attack, load_results, text_attacker
 from textarmor.attacks.attack import Attack
 from textarmor.attacks.engine import AttackEngine, Example
 from textarmor.attacks.goal import TargetedClassification, UntargetedClassification
@@ -27,4 +27,5 @@ __all__ = [
            "attack",
            "build_recipe",
            "load_results",
+           "text_attacker",
 ]

@@ -28,7 +28,8 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
            out_dir: str | os.PathLike | None = None, resume: bool = False, target: str | None = None,
            concurrency: int = 64, text_column: str = "text", label_column: str = "label",
            on_result: Callable[[AttackResult], None] | None = None,
-           on_start: Callable[[int, list[AttackResult]], None] | None = None, recipe_options: dict[str, Any] | None = None,
+           on_start: Callable[[int, list[AttackResult]], None] | None = None,
+           recipe_options: dict[str, Any] | None = None,
            **classifier_kwargs) -> AttackReport:
     """Attack the first ``n`` examples of ``data`` (all when ``None``) with ``recipe``.
 
@@ -93,6 +94,24 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
         report.write_summary(Path(out_dir) / SUMMARY)
         (Path(out_dir) / HTML).write_text(report.to_html(), encoding="utf-8")
     return report
+
+
+def text_attacker(recipe: str, **options) -> Callable[[Any, list[str], list[str]], list[str | None]]:
+    """An attacker for adversarial augmentation during training: ``(classifier, texts, labels)`` to the
+    successful adversarial text of each input, or ``None`` where the attack failed or was skipped.
+    ``options`` go to :func:`attack` (e.g. ``query_budget``, ``max_modify_rate``, ``seed``)."""
+    check_recipe(recipe)
+
+    def run(classifier, texts: list[str], labels: list[str]) -> list[str | None]:
+        report = attack(classifier, [{"text": t, "label": y} for t, y in zip(texts, labels)], recipe=recipe,
+                        **options)
+        adversarial: list[str | None] = [None] * len(texts)
+        for result in report.results:
+            if result.status == "successful":
+                adversarial[result.index] = result.perturbed_text
+        return adversarial
+
+    return run
 
 
 def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str], list[str]]:

@@ -22,14 +22,39 @@ def evaluate(
                                                "(default 131072 on a GPU, 16384 on a CPU)."),
     backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx (auto: onnx for exported dirs)."),
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: the best present)."),
+    report: Path | None = typer.Option(None, "--report", help="Write the multi-perspective robustness report "
+                                       "(report.json, report.md, report.html) to this folder."),
+    spec: Path | None = typer.Option(None, "--spec", help="YAML naming the report's sets and settings "
+                                     "(keys as the flags below; flags override it)."),
+    shift: list[str] = typer.Option([], "--shift", help="NAME=FILE labelled distribution-shift set (repeatable)."),
+    ood: list[str] = typer.Option([], "--ood", help="NAME=FILE out-of-distribution texts (repeatable)."),
+    attacks: str | None = typer.Option(None, "--attacks", help="Comma-separated recipes (default deepwordbug,pwws)."),
+    attack_n: int | None = typer.Option(None, "--attack-n", help="Examples attacked per recipe (default 100)."),
+    noise_rates: str | None = typer.Option(None, "--noise-rates", help="Typo rates (default 0.05,0.1,0.2)."),
+    calibration_data: str | None = typer.Option(None, "--calibration-data", help="Held-out data to fit the "
+                                                "temperature on (default: half of --data)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE (10 bins).
+    """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE (10 bins); with
+    --report, the robustness report: shift, attacks, calibration, anomaly detection and natural noise.
 
-    Example:
+    Examples:
 
         textarmor evaluate runs/sst2 --data builtin:sst2-dev --threshold 0.8 --out metrics.json
+
+        textarmor evaluate runs/sst2 --data builtin:sst2-dev --report runs/sst2-report --ood trec=trec.jsonl \
+            --shift imdb=imdb.jsonl --attacks deepwordbug,pwws --attack-n 200
     """
     from textarmor.evaluation import evaluate as run_evaluation
+
+    if report is not None:
+        from textarmor.evaluation.report import report_from_options
+
+        result = report_from_options(model_dir, data, report, spec=spec, shift=shift, ood=ood, attacks=attacks,
+                                     attack_n=attack_n, noise_rates=noise_rates, calibration_data=calibration_data,
+                                     overwrite=overwrite, log=lambda msg: typer.echo(msg, err=True))
+        typer.echo(result)
+        return
 
     metrics = run_evaluation(model_dir, data, threshold=threshold, text_column=text_column,
                              label_column=label_column, text_pair_column=text_pair_column,

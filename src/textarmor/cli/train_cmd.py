@@ -5,9 +5,35 @@ from pathlib import Path
 import typer
 
 from textarmor.cli import app
+from textarmor.training.catalogue import methods_help, parse_method_options
+
+HELP = """Fine-tune a sequence classifier and save a model directory.
+
+Every epoch is evaluated and the best one kept; per-epoch metrics are written to
+OUT.partial/metrics.json as they are produced, then to OUT/metrics.json. textarmor.json records the
+method's hyperparameters and its measured cost (seconds per training epoch).
+
+Examples:
+
+    textarmor train --data builtin:sst2 --out runs/sst2 --epochs 2 --lr 1e-4
+
+    textarmor train --data builtin:sst2 --out runs/roast --method roast --roast-alpha 0.9 --roast-beta 10
+
+    textarmor train --data builtin:sst2 --out runs/freelb --method freelb --adv-steps 3 --adv-norm linf
+
+    textarmor train --data builtin:sst2 --out runs/aug --method roast+augment --augment-recipe pwws --clean-epochs 1
+
+    textarmor train --data reviews.csv --text-column review --label-column stars --out runs/stars
+
+    textarmor train --data mnli.jsonl --text-column premise --text-pair-column hypothesis --out runs/nli
+
+Methods (--method; docs/methods.md has the equations):
+
+""" + methods_help()
+ADV = "Embedding adversary (pgd, freelb, rift): "
 
 
-@app.command("train")
+@app.command("train", help=HELP)
 def train(
     data: str = typer.Option(..., "--data", help="Training data: CSV/TSV/JSONL/Parquet, a saved datasets folder, "
                              "or builtin:sst2."),
@@ -16,7 +42,8 @@ def train(
                               "folder or hub id."),
     eval_data: str | None = typer.Option(None, "--eval-data", help="Evaluated each epoch; default: the bundled "
                                             "dev set for builtin:sst2, else 10% of the training rows."),
-    method: str = typer.Option("standard", "--method", help="Training objective: standard."),
+    method: str = typer.Option("standard", "--method", help="standard, pgd, freelb, roast or rift, optionally "
+                               "+augment (e.g. roast+augment); see Methods below."),
     epochs: float = typer.Option(3, "--epochs"),
     lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (linear warm-up 6%, then linear decay)."),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -33,23 +60,44 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT (only once the new model is done)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.partial."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub."),
+    adv_steps: int | None = typer.Option(None, "--adv-steps", help=ADV + "ascent steps K (2)."),
+    adv_lr: float | None = typer.Option(None, "--adv-lr", help=ADV + "ascent step size (0.1)."),
+    adv_init_mag: float | None = typer.Option(None, "--adv-init-mag", help=ADV + "random start size, scaled "
+                                                 "by sequence length for l2 (1.0)."),
+    adv_max_norm: float | None = typer.Option(None, "--adv-max-norm", help=ADV + "ball radius, 0 = none (0.6)."),
+    adv_norm: str | None = typer.Option(None, "--adv-norm", help=ADV + "l2 or linf (l2)."),
+    adv_eps: float | None = typer.Option(None, "--adv-eps", help="roast: perturbation size (0.1)."),
+    roast_lambda: float | None = typer.Option(None, "--roast-lambda", help="roast: weight of the symmetric "
+                                                 "KL (0.01)."),
+    roast_alpha: float | None = typer.Option(None, "--roast-alpha", help="roast: rank threshold of the "
+                                                "gradient masks (0.9; entailment 0.6)."),
+    roast_beta: float | None = typer.Option(None, "--roast-beta", help="roast: sharpness of the keep "
+                                               "probability (10; entailment 1)."),
+    rift_w_kl: float | None = typer.Option(None, "--rift-w-kl", help="rift: weight of KL(adv||clean) (10)."),
+    rift_w_mi: float | None = typer.Option(None, "--rift-w-mi", help="rift: weight of the InfoNCE term (0.1)."),
+    augment_recipe: str | None = typer.Option(None, "--augment-recipe", help="+augment: attack recipe of "
+                                                 "textarmor.attacks (pwws)."),
+    augment_every: int | None = typer.Option(None, "--augment-every", help="+augment: attack every N "
+                                                "epochs (1)."),
+    clean_epochs: int | None = typer.Option(None, "--clean-epochs", help="+augment: epochs before the first "
+                                               "attack round (1)."),
+    augment_sample: int | None = typer.Option(None, "--augment-sample", help="+augment: training rows "
+                                                 "attacked per round (512)."),
+    augment_weight: float | None = typer.Option(None, "--augment-weight", help="+augment: loss weight alpha "
+                                                   "of added examples (1.0)."),
+    method_option: list[str] = typer.Option([], "--method-option", "-o", help="Any other method "
+                                            "hyperparameter as KEY=VALUE, repeatable (e.g. -o fisher_batches=64)."),
 ) -> None:
-    """Fine-tune a sequence classifier and save a model directory.
-
-    Every epoch is evaluated and the best one kept; per-epoch metrics are written to
-    OUT.partial/metrics.json as they are produced, then to OUT/metrics.json.
-
-    Examples:
-
-        textarmor train --data builtin:sst2 --out runs/sst2 --epochs 2 --lr 1e-4
-
-        textarmor train --data reviews.csv --text-column review --label-column stars --out runs/stars
-
-        textarmor train --data mnli.jsonl --text-column premise --text-pair-column hypothesis --out runs/nli
-    """
     from textarmor.training import train as run_training
 
-    result = run_training(data, out_dir=out, model=model, eval_data=eval_data, method=method, epochs=epochs,
+    flags = {"adv_steps": adv_steps, "adv_lr": adv_lr, "adv_init_mag": adv_init_mag, "adv_max_norm": adv_max_norm,
+             "adv_norm": adv_norm, "adv_eps": adv_eps, "roast_lambda": roast_lambda, "roast_alpha": roast_alpha,
+             "roast_beta": roast_beta, "rift_w_kl": rift_w_kl, "rift_w_mi": rift_w_mi,
+             "augment_recipe": augment_recipe, "augment_every": augment_every, "clean_epochs": clean_epochs,
+             "augment_sample": augment_sample, "augment_weight": augment_weight}
+    options = {**{k: v for k, v in flags.items() if v is not None}, **parse_method_options(method_option)}
+    result = run_training(data, out_dir=out, model=model, eval_data=eval_data, method=method,
+                          method_options=options, epochs=epochs,
                           learning_rate=lr, batch_size=batch_size, max_length=max_length, seed=seed,
                           early_stopping=early_stopping, max_train_rows=max_train_rows, text_column=text_column,
                           label_column=label_column, text_pair_column=text_pair_column, strict=strict,

@@ -207,6 +207,36 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ParameterError(f"{flag} takes NAME=FILE, e.g. {flag} imdb=imdb.jsonl; got {item!r}.")
+        pairs[name] = path
+    return pairs
+
+
+def report_from_options(model, data: str, out_dir, *, spec=None, shift=(), ood=(), attacks: str | None = None,
+                        attack_n: int | None = None, noise_rates: str | None = None,
+                        calibration_data: str | None = None, overwrite: bool = False, log=print) -> str:
+    """The CLI's entry: build a :class:`ReportSpec` from a YAML file and/or flags, run it, return the Markdown."""
+    overrides = {"data": data, "attack_n": attack_n, "calibration_data": calibration_data,
+                 "shift": _pairs(list(shift), "--shift") or None, "ood": _pairs(list(ood), "--ood") or None,
+                 "attacks": [a.strip() for a in attacks.split(",") if a.strip()] if attacks is not None else None,
+                 "noise_rates": [float(r) for r in noise_rates.split(",") if r.strip()] if noise_rates else None}
+    if spec is not None:
+        report_spec = ReportSpec.from_yaml(spec, **overrides)
+    else:
+        report_spec = ReportSpec(**{k: v for k, v in overrides.items() if v is not None})
+    from textarmor.attacks.recipes import check_recipe
+
+    for recipe in report_spec.attacks:
+        check_recipe(recipe)
+    report = robustness_report(model, report_spec, out_dir, overwrite=overwrite, log=log)
+    return to_markdown(report) + f"\nreport written to {out_dir}/report.html (and report.json, report.md)"
+
+
 def _write(report: dict[str, Any], out: Path) -> None:
     from textarmor.evaluation.report_html import render_html
 

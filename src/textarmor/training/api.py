@@ -18,8 +18,8 @@ from textarmor.data import LabelMap, load_dataset
 from textarmor.errors import OutputExistsError, ParameterError
 from textarmor.model_dir import TextArmorConfig
 from textarmor.models import DEFAULT_MODEL, load_model, load_tokenizer
-from textarmor.training.objectives import make_objective
-from textarmor.training.trainer import EpochMetricsWriter, RobustTrainer, training_arguments
+from textarmor.training.objectives import TrainingContext, make_objective
+from textarmor.training.trainer import EpochMetricsWriter, EpochTimer, RobustTrainer, training_arguments
 
 
 @dataclass
@@ -39,10 +39,16 @@ def _check_output(out_dir: Path, overwrite: bool, resume: bool) -> Path:
                                 "(it is replaced only once the new model is complete), or choose another --out.")
     if resume and not any((staging / "checkpoints").glob("checkpoint-*")):
         raise ParameterError(f"--resume found no checkpoint in '{staging / 'checkpoints'}'. Start without --resume.")
-    if staging.exists() and not resume:
+    if staging.exists() and not resume and _is_main_process():
         shutil.rmtree(staging)
     (staging / "checkpoints").mkdir(parents=True, exist_ok=True)
     return staging
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun/accelerate launch (or a single process); read from the launcher's environment
+    because the process group does not exist yet when the output directory is prepared."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _publish(staging_model: Path, out_dir: Path) -> None:
@@ -91,6 +97,10 @@ def train(
     else a stratified ``validation_split`` of the training rows) and the best epoch by accuracy is kept.
     ``early_stopping=N`` stops after N epochs without improvement. Extra keyword arguments go to
     ``transformers.TrainingArguments``.
+
+    ``method`` names the objective (``standard``, ``pgd``, ``freelb``, ``roast``, ``rift``, each optionally
+    ``+augment``; docs/methods.md) and ``method_options`` its hyperparameters. Under ``torchrun`` every rank
+    calls ``train`` and rank 0 writes the model directory.
     """
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
@@ -100,8 +110,8 @@ def train(
         if value <= 0:
             raise ParameterError(f"{name} must be positive, got {value}.")
     out_dir = Path(out_dir)
-    columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
-                   strict=strict)
+    columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
+               "strict": strict}
     train_set, _ = load_dataset(data, **columns)
     if max_train_rows is not None and max_train_rows < train_set.num_rows:
         train_set = train_set.shuffle(seed=seed).select(range(max_train_rows))
@@ -131,6 +141,16 @@ def train(
         enc["labels"] = label_map.encode(batch["label"])
         return enc
 
+    objective.setup(TrainingContext(
+        model=net, tokenizer=tokenizer, texts=list(train_set["text"]), labels=list(train_set["label"]),
+        label_names=label_map.names, text_pair=text_pair_column is not None, max_length=max_length,
+        output_dir=staging, seed=seed))
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # accelerate sets up multi-process CPU training (gloo) only when told the run is on CPU.
+        trainer_options.setdefault("use_cpu", True)
+    if objective.ddp_find_unused_parameters is not None:
+        trainer_options.setdefault("ddp_find_unused_parameters", objective.ddp_find_unused_parameters)
+
     remove = [c for c in train_set.column_names]
     train_tok = train_set.map(encode, batched=True, remove_columns=remove, desc="Tokenising train")
     eval_tok = eval_set.map(encode, batched=True, remove_columns=eval_set.column_names, desc="Tokenising eval")
@@ -145,8 +165,9 @@ def train(
         metric_for_best_model="accuracy", greater_is_better=True, logging_strategy="steps",
         logging_steps=max(1, min(50, steps_per_epoch // 4)), report_to="none", seed=seed, bf16=use_bf16,
         group_by_length=True, disable_tqdm=not progress, save_only_model=False, **trainer_options)
-    writer = EpochMetricsWriter(staging / "metrics.json")
-    callbacks = [writer] + ([EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else [])
+    writer, timer = EpochMetricsWriter(staging / "metrics.json"), EpochTimer()
+    stopper = [EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else []
+    callbacks = [timer, writer] + stopper
     trainer = RobustTrainer(model=net, args=args, train_dataset=train_tok, eval_dataset=eval_tok,
                             data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
                             processing_class=tokenizer, callbacks=callbacks, objective=objective)
@@ -156,7 +177,12 @@ def train(
 
     best = max(writer.epochs, key=lambda row: row.get("accuracy", -1.0)) if writer.epochs else {}
     final = staging / "model"
-    trainer.save_model(str(final))
+    objective.finalize(trainer.model)
+    trainer.save_model(str(final))  # every rank calls it (it synchronises); only rank 0 writes
+    if not trainer.is_world_process_zero():
+        return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds)
+    for artifact in objective.artifacts():
+        shutil.copy(artifact, final / artifact.name)
     (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings live in textarmor.json
     config = TextArmorConfig(
         labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None, max_length=max_length,
@@ -165,7 +191,9 @@ def train(
                   "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
                   "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train",
                   "train_seconds": round(seconds, 2),
-                  "seconds_per_epoch": round(seconds / max(1, len(writer.epochs)), 2)},
+                  "seconds_per_epoch": round(seconds / max(1, len(writer.epochs)), 2),
+                  "cost": {**timer.summary(), "world_size": trainer.args.world_size},
+                  "objective_report": objective.report()},
         metrics={"eval": best})
     config.save(final)
     shutil.copy(staging / "metrics.json", final / "metrics.json")

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from textarmor.training.embedding_space import WEIGHT_KEY
 from textarmor.training.objectives import Objective, StandardObjective
 
 
@@ -20,10 +22,23 @@ class RobustTrainer(Trainer):
         self.objective = objective or StandardObjective()
         callbacks = list(kwargs.pop("callbacks", None) or []) + self.objective.callbacks()
         super().__init__(*args, callbacks=callbacks, **kwargs)
+        self.objective.bind(backward=self._inner_backward, no_sync=self.accelerator.no_sync)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:  # evaluation: the plain loss, no adversary
+            inputs = {k: v for k, v in inputs.items() if k != WEIGHT_KEY}
+            outputs = model(**inputs)
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
         loss, outputs = self.objective.loss(model, inputs)
         return (loss, outputs) if return_outputs else loss
+
+    def _inner_backward(self, loss) -> None:
+        """Backward for the extra passes of multi-step objectives (FreeLB), scaled as ``training_step``
+        scales the loss ``compute_loss`` returns: divided by the accumulation steps, then through
+        ``accelerator.backward`` (fp16 loss scaling). Callers run it inside ``objective.no_sync(model)``,
+        so DDP all-reduces the accumulated gradients once, in the Trainer's own backward."""
+        steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+        self.accelerator.backward(loss / steps)
 
 
 class EpochMetricsWriter(TrainerCallback):
@@ -40,9 +55,35 @@ class EpochMetricsWriter(TrainerCallback):
                "train_loss": train_losses[-1] if train_losses else None}
         row.update({k.removeprefix("eval_"): v for k, v in (metrics or {}).items()})
         self.epochs.append(row)
+        if not state.is_world_process_zero:  # under DDP every rank evaluates; one writes
+            return
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"epochs": self.epochs}, indent=2) + "\n")
         tmp.replace(self.path)
+
+
+class EpochTimer(TrainerCallback):
+    """Wall time of each training epoch, from ``on_epoch_begin`` (listed first, so it includes per-epoch
+    work of other callbacks such as attack rounds) to ``on_epoch_end`` (before evaluation).
+    (Read-only with respect to training.)"""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        self._started: float | None = None
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self._started is not None:
+            self.seconds.append(round(time.perf_counter() - self._started, 3))
+            self._started = None
+
+    def summary(self) -> dict:
+        """Measured cost: seconds per training epoch (mean and each), evaluation excluded."""
+        mean = sum(self.seconds) / len(self.seconds) if self.seconds else None
+        return {"train_seconds_per_epoch": round(mean, 3) if mean is not None else None,
+                "epoch_seconds": list(self.seconds)}
 
 
 def training_arguments(**kwargs) -> TrainingArguments:

@@ -1,0 +1,75 @@
+"""Cost of one training step per method, relative to ``standard``: forward + backward(s) + AdamW step of
+each objective on the same fixed SST-2 batches (methods interleaved step by step, median step time), no data
+loading, no evaluation. A quick stand-in for
+``epoch_time_ratio`` on a machine where full training runs do not fit; run.py measures the real thing.
+
+    PYTHONPATH=src python benchmarks/robust_training/step_cost.py --steps 6 --batch-size 16 --max-length 48
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from textarmor.data import iter_jsonl, resolve_source
+from textarmor.models import load_model, load_tokenizer
+from textarmor.training import TrainingContext, make_objective
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--methods", nargs="+", default=["standard", "pgd", "freelb", "roast", "rift"])
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per method (after one warm-up step)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=48)
+    parser.add_argument("--device-name", default=f"{platform.machine()} CPU, 2 cores (shared)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/robust_training_step_cost.json"))
+    args = parser.parse_args()
+
+    tokenizer = load_tokenizer(args.model)
+    rows = [row for _, row in iter_jsonl(resolve_source("builtin:sst2"))][: args.batch_size * 4]
+    labels = sorted({r["label"] for r in rows})
+    batches = []
+    for start in range(0, len(rows), args.batch_size):
+        chunk = rows[start:start + args.batch_size]
+        enc = tokenizer([r["text"] for r in chunk], truncation=True, max_length=args.max_length, padding=True,
+                        return_tensors="pt")
+        enc["labels"] = torch.tensor([labels.index(r["label"]) for r in chunk])
+        batches.append(dict(enc))
+    # Methods take turns step by step and the median is kept, so load from other processes on a shared
+    # machine hits every method alike.
+    runs = {}
+    for method in args.methods:
+        torch.manual_seed(0)
+        model = load_model(args.model, num_labels=len(labels), id2label=dict(enumerate(labels))).train()
+        objective = make_objective(method)
+        objective.setup(TrainingContext(model=model, tokenizer=tokenizer, label_names=labels, seed=0))
+        runs[method] = (model, objective, torch.optim.AdamW(model.parameters(), lr=1e-5), [])
+    for step in range(args.steps + 1):
+        for method, (model, objective, optimizer, seconds) in runs.items():
+            started = time.perf_counter()
+            loss, _ = objective.loss(model, batches[step % len(batches)])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if step:  # the first step warms up allocations
+                seconds.append(time.perf_counter() - started)
+    results = [{"backbone": args.model, "method": method, "seconds_per_step": round(statistics.median(seconds), 3),
+                "device": args.device_name, "batch_size": args.batch_size, "max_length": args.max_length,
+                "steps": args.steps} for method, (_, _, _, seconds) in runs.items()]
+    standard = next(r["seconds_per_step"] for r in results if r["method"] == "standard")
+    for row in results:
+        row["step_time_ratio"] = round(row["seconds_per_step"] / standard, 2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"benchmark": "robust_training_step_cost", "rows": results}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

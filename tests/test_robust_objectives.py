@@ -1,0 +1,195 @@
+"""The robust objectives on the tiny RoBERTa, outside the Trainer: finite losses that fall, RoAST's masks,
+RIFT's frozen teacher, and the batches adversarial augmentation builds."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.conftest import synthetic_rows
+from textarmor.training import TrainingContext, make_objective
+from textarmor.training.roast import SelectiveTraining, draw_masks, keep_probabilities
+
+# Perturbation sizes scaled to the tiny model's embeddings (hidden 32, std 0.02): the defaults are sized
+# for RoBERTa-base and would drown this model's signal.
+TINY_OPTIONS = {
+    "standard": {},
+    "pgd": {"adv_init_mag": 0.02, "adv_max_norm": 0.02, "adv_lr": 0.01},
+    "freelb": {"adv_init_mag": 0.02, "adv_max_norm": 0.02, "adv_lr": 0.01},
+    "roast": {"adv_eps": 0.005},
+    "rift": {"adv_init_mag": 0.02, "adv_max_norm": 0.02, "adv_lr": 0.01, "rift_w_kl": 1.0},
+}
+
+
+def tiny_setup(tiny_base, method: str, seed: int = 0):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    config = AutoModelForSequenceClassification.from_pretrained(tiny_base).config
+    torch.manual_seed(seed)  # weights from this seed, not from whatever the session fixture drew
+    model = AutoModelForSequenceClassification.from_config(config)
+    rows = synthetic_rows(64, seed=5)
+    objective = make_objective(method, **TINY_OPTIONS[method])
+    objective.setup(TrainingContext(model=model, tokenizer=tokenizer, texts=[r["text"] for r in rows],
+                                    labels=[r["label"] for r in rows], label_names=["negative", "positive"]))
+    collate = DataCollatorWithPadding(tokenizer)
+    batches = []
+    for start in range(0, len(rows), 16):
+        chunk = rows[start:start + 16]
+        enc = [dict(tokenizer(r["text"]), labels=int(r["label"] == "positive")) for r in chunk]
+        batches.append(dict(collate(enc)))
+    return model, objective, batches
+
+
+@pytest.mark.parametrize("method", list(TINY_OPTIONS))
+def test_loss_is_finite_and_falls(tiny_base, method):
+    model, objective, batches = tiny_setup(tiny_base, method)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)  # includes RIFT's projection heads
+    model.train()
+    losses = []
+    for step in range(48):
+        loss, outputs = objective.loss(model, batches[step % len(batches)])
+        assert torch.isfinite(loss) and loss.dim() == 0
+        assert outputs.logits.shape[-1] == 2
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < 0.7 * first, (method, first, last)
+
+
+def test_freelb_accumulates_gradients_of_all_steps(tiny_base):
+    """FreeLB's parameter gradient (inner backward + the Trainer's backward of the returned loss) equals the
+    sum over the K=2 ascent steps of grad(loss_k / K), computed here by hand from the same random start."""
+    from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy
+
+    model, objective, batches = tiny_setup(tiny_base, "freelb")
+    model.eval()  # no dropout: the two computations see the same function
+    weight = model.classifier.out_proj.weight
+    torch.manual_seed(1)
+    loss, _ = objective.loss(model, batches[0])
+    loss.backward()
+    freelb = weight.grad.clone()
+    model.zero_grad()
+
+    data, ball = EmbeddedBatch.from_batch(batches[0]), objective._ball
+    torch.manual_seed(1)
+    delta = ball.start(data.embed(model).detach(), data.mask)
+    step_losses, step_grads = [], []
+    for _ in range(2):
+        step = data.mean(cross_entropy(data.forward(model, data.embed(model) + delta).logits, data.labels)) / 2
+        step.backward()
+        step_losses.append(float(step.detach()))
+        step_grads.append(weight.grad.clone())
+        model.zero_grad()
+        delta = ball.ascend(delta, delta.grad, data.mask)
+    torch.testing.assert_close(freelb, step_grads[0] + step_grads[1])
+    assert not torch.allclose(freelb, step_grads[1])  # not just the last step's gradient
+    assert float(loss.detach()) == pytest.approx(sum(step_losses), rel=1e-5)  # logged: mean of the K step losses
+
+
+def test_keep_probabilities_follow_the_rank_sigmoid():
+    fisher = [torch.tensor([[4.0, 1.0], [3.0, 0.0]]), torch.tensor([2.0])]
+    probs = keep_probabilities(fisher, alpha=0.5, beta=2.0)
+    ranks = {4.0: 1.0, 3.0: 0.75, 2.0: 0.5, 1.0: 0.25, 0.0: 0.0}
+    for f, p in zip(fisher, probs):
+        for value, prob in zip(f.flatten().tolist(), p.flatten().tolist()):
+            assert prob == pytest.approx(1 / (1 + math.exp(-2 * 2.0 * (ranks[value] - 0.5))), rel=1e-5)
+
+
+def test_roast_masks_have_expected_density_and_unbiased_scale():
+    torch.manual_seed(0)
+    fisher = [torch.rand(300, 200), torch.rand(40_000)]
+    alpha, beta = 0.9, 10.0
+    probs = keep_probabilities(fisher, alpha, beta)
+    masks = draw_masks(probs, torch.Generator().manual_seed(3))
+    kept = sum(int((m > 0).sum()) for m in masks)
+    total = sum(m.numel() for m in masks)
+    # E[density] = integral_0^1 sigmoid(2 beta (r - alpha)) dr
+    expected = (math.log1p(math.exp(2 * beta * (1 - alpha))) - math.log1p(math.exp(-2 * beta * alpha))) / (2 * beta)
+    assert kept / total == pytest.approx(expected, abs=0.005)
+    for m, p in zip(masks, probs):
+        nonzero = m > 0
+        torch.testing.assert_close(m[nonzero], 1 / p[nonzero])  # kept gradients are scaled by 1/p
+    # Same (seed, epoch) -> same masks: what keeps DDP ranks in step.
+    again = draw_masks(probs, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(masks, again))
+
+
+def test_roast_masks_are_unbiased_on_average():
+    probs = keep_probabilities([torch.arange(10.0)], alpha=0.5, beta=1.0)
+    generator = torch.Generator().manual_seed(0)
+    mean = sum(draw_masks(probs, generator)[0] for _ in range(4000)) / 4000
+    torch.testing.assert_close(mean, torch.ones(10), atol=0.08, rtol=0)
+
+
+def test_selective_training_masks_gradients_before_the_optimizer_step():
+    param = torch.nn.Parameter(torch.zeros(4))
+    callback = SelectiveTraining(alpha=0.5, beta=1.0, fisher_batches=1)
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    callback._params = [param]
+    callback._masks = [torch.tensor([0.0, 2.0, 0.0, 4.0])]
+    callback._fisher = [torch.zeros(4)]
+    callback._hook = optimizer.register_step_pre_hook(callback._before_step)
+    param.grad = torch.full((4,), 0.5)
+    optimizer.step()
+    torch.testing.assert_close(param.detach(), torch.tensor([0.0, -1.0, 0.0, -2.0]))  # lr * g * m / p
+    torch.testing.assert_close(callback._fisher[0], torch.full((4,), 0.25))  # Fisher from the unmasked g
+    assert callback._fisher_steps == 1
+
+
+def test_rift_teacher_stays_frozen(tiny_base):
+    model, objective, batches = tiny_setup(tiny_base, "rift")
+    pretrained = {name: value.clone() for name, value in model.base_model.state_dict().items()}
+    teacher = objective.teacher
+    assert all(not p.requires_grad for p in teacher.parameters())
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for batch in batches:
+        loss, _ = objective.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    for name, value in teacher.state_dict().items():
+        torch.testing.assert_close(value, pretrained[name], rtol=0, atol=0)
+    assert not torch.equal(model.base_model.state_dict()["encoder.layer.0.attention.self.query.weight"],
+                           pretrained["encoder.layer.0.attention.self.query.weight"])
+    assert all(p.grad is None for p in teacher.parameters())
+    objective.finalize(model)
+    assert not any("rift" in name for name in model.state_dict())
+
+
+def test_augmentation_mixes_added_examples_into_batches_with_weights(tiny_base):
+    from textarmor.training import AdversarialAugmentation
+    from textarmor.training.embedding_space import WEIGHT_KEY
+
+    model, objective, batches = tiny_setup(tiny_base, "standard")
+    rows = synthetic_rows(64, seed=5)
+    augmentation = AdversarialAugmentation(attacker=lambda clf, texts, labels: [None] * len(texts), weight=0.5)
+    augmentation.setup(TrainingContext(model=model, tokenizer=objective_tokenizer(tiny_base),
+                                       texts=[r["text"] for r in rows], labels=[r["label"] for r in rows],
+                                       label_names=["negative", "positive"], max_length=32))
+    assert augmentation.extend(batches[0]) is batches[0]  # empty pool: batches untouched
+    augmentation._add(["the film was dull dull", "a wonderful wonderful plot", "the cast", "music and story"],
+                      ["negative", "positive", "negative", "positive"])
+    seen = 0
+    for batch in batches:  # one pass over the 64 rows
+        out = augmentation.extend(batch)
+        rows_in, rows_out = batch["input_ids"].size(0), out["input_ids"].size(0)
+        added = rows_out - rows_in
+        seen += added
+        if added:
+            assert out[WEIGHT_KEY].tolist() == [1.0] * rows_in + [0.5] * added
+            assert out["attention_mask"].shape == out["input_ids"].shape
+            assert torch.equal(out["labels"][:rows_in], batch["labels"])
+            loss, _ = objective.loss(model, out)
+            assert torch.isfinite(loss)
+    assert seen == 4  # each added example once per epoch, as if it were part of the data
+
+
+def objective_tokenizer(tiny_base):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_base)
