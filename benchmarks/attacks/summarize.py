@@ -19,7 +19,10 @@ def main(rows_path: str, out_path: str) -> None:
     out = Path(out_path)
     doc = json.loads(out.read_text()) if out.exists() else {}  # keeps its description fields
     old = doc.get("rows", [])
-    key = lambda r: (r.get("pair"), r["recipe"], r["tool"], r["device"])
+
+    def key(r):
+        return r.get("pair"), r["recipe"], r["tool"], r["device"]
+
     replaced = {key(r) for r in new}
     rows = [r for r in old if key(r) not in replaced] + new
     out.parent.mkdir(parents=True, exist_ok=True)

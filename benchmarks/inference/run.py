@@ -154,19 +154,23 @@ def run_gpu(args) -> list[dict]:
     config = RobertaConfig(num_labels=2, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
                            pad_token_id=tokenizer.pad_token_id)
     base = AutoModelForSequenceClassification.from_config(config).eval()
+    if args.parity_only:
+        return parity(args)
     sets = {"sst2-train": [r["text"] for r in read_jsonl(args.sst2)],
             # Ten distinct copies: Classifier runs a repeated text once, which would flatter it here.
             "imdb-x10": [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
-        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines)
+        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype)
     if args.parity_model:
-        rows.append(parity(args))
-        print(rows[-1], flush=True)
+        for item in parity(args):
+            rows.append(item)
+            print(item, flush=True)
     return rows
 
 
-def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True) -> list[dict]:
+def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
+                  dtype="bfloat16") -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -192,8 +196,9 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     bf16 = base.to("cuda", dtype=torch.bfloat16)
     if baselines:
         add("naive-batch64", "bf16", lambda: naive_scores(bf16, tokenizer, texts, "cuda"), repeats=1)
-    clf = Classifier(bf16, tokenizer, device="cuda", dtype="bfloat16")
-    add("textarmor", "bf16", lambda: clf.predict_proba(texts))
+    short = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
+    clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype)
+    add("textarmor", short, lambda: clf.predict_proba(texts))
     fast_tok_s, _ = timed(lambda: clf._tokenize(texts, None, np.arange(len(texts))), repeats=2)
     rows.append({"device": device, "dataset": name, "engine": "textarmor-tokenize-only",
                  "seq_per_s": round(len(texts) / fast_tok_s, 1),
@@ -202,14 +207,14 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     # The model's share alone: the same padded batches, tokenised beforehand.
     encoded = clf._tokenize(texts, None, np.arange(len(texts)))
     padded = [clf._pad(encoded, batch) for batch in clf.plan_batches([len(x) for x in encoded["input_ids"]])]
-    add("textarmor-model-only", "bf16", lambda: clf.backend.collect([clf.backend.submit(p) for p in padded]))
+    add("textarmor-model-only", short, lambda: clf.backend.collect([clf.backend.submit(p) for p in padded]))
     clf.backend = None  # drop the model reference before freeing cached GPU memory
     gc.collect()
     torch.cuda.empty_cache()
     return rows
 
 
-def parity(args) -> dict:
+def parity(args) -> list[dict]:
     """bf16 textarmor scores against the fp32 reference of a fine-tuned model on real text."""
     from textarmor import Classifier
 
@@ -218,15 +223,20 @@ def parity(args) -> dict:
     ref_clf = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="float32")
     ref_clf.backend.prebuilt_mask = False  # the reference runs the model's own mask handling
     ref = ref_clf.predict_proba(texts)
-    fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="bfloat16").predict_proba(texts)
     labels = {r["text"]: r["label"] for r in dev}
     names = ref_clf.labels
-    accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]] for i in range(len(dev))])), 4)
-                for tag, p in (("fp32", ref), ("bf16", fast))} if dev else {}
-    return {"device": torch_device_name(), "engine": "parity-bf16-vs-fp32", "dataset": "sst2-dev+train20k",
-            "n": len(texts), "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
-            "argmax_agreement": round(float((ref.argmax(1) == fast.argmax(1)).mean()), 5),
-            "dev_accuracy": accuracy}
+    rows = []
+    for dtype in ("bfloat16", "float16"):
+        fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype=dtype).predict_proba(texts)
+        accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]]
+                                              for i in range(len(dev))])), 4)
+                    for tag, p in (("fp32", ref), (dtype, fast))} if dev else {}
+        rows.append({"device": torch_device_name(), "engine": f"parity-{dtype}-vs-fp32",
+                     "dataset": "sst2-dev+train20k", "n": len(texts),
+                     "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
+                     "argmax_agreement": round(float((ref.argmax(1) == fast.argmax(1)).mean()), 5),
+                     "dev_accuracy": accuracy})
+    return rows
 
 
 def torch_device_name() -> str:
@@ -250,6 +260,8 @@ def main() -> None:
     gpu.add_argument("--imdb", default=str(SHARED_DATA / "textfooler" / "imdb.jsonl"))
     gpu.add_argument("--parity-model")
     gpu.add_argument("--parity-data")
+    gpu.add_argument("--parity-only", action="store_true")
+    gpu.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"], help="textarmor's dtype")
     gpu.add_argument("--repeats", type=int, default=3)
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")

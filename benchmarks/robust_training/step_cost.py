@@ -52,7 +52,7 @@ def main() -> None:
         objective.setup(TrainingContext(model=model, tokenizer=tokenizer, label_names=labels, seed=0))
         runs[method] = (model, objective, torch.optim.AdamW(model.parameters(), lr=1e-5), [])
     for step in range(args.steps + 1):
-        for method, (model, objective, optimizer, seconds) in runs.items():
+        for model, objective, optimizer, seconds in runs.values():
             started = time.perf_counter()
             loss, _ = objective.loss(model, batches[step % len(batches)])
             loss.backward()

@@ -90,7 +90,7 @@ class Classifier:
     config:
         The model directory's :class:`TextArmorConfig`; supplies temperature, threshold and labels.
     device, dtype:
-        Default: cuda, then mps, then cpu; bfloat16 on a GPU that supports it, else float32.
+        Default: cuda, then mps, then cpu; float16 on a GPU (bfloat16 on request), else float32.
     max_tokens_per_batch:
         Token budget of one forward pass (padded length × rows); bounds memory whatever the lengths.
         Default 131,072 on a GPU, 16,384 elsewhere.

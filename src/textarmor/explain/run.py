@@ -75,7 +75,7 @@ def explain_inputs(model: str | os.PathLike | Classifier, texts: Sequence[str] =
 
     ``options`` go to :func:`~textarmor.explain.explain` (``n_steps``, ``internal_batch_size``,
     ``batch_size``, ``layer``, ``head``, ``target``, ``output``). ``dtype`` defaults to the Classifier's
-    (bfloat16 on a GPU); pass ``"float32"`` for integrated gradients with the smallest convergence delta.
+    (float16 on a GPU); pass ``"float32"`` for integrated gradients with the smallest convergence delta.
     """
     names = check_methods(methods)
     if out is not None and (Path(out) / "explanations.json").exists() and not overwrite:
