@@ -56,7 +56,33 @@ def test_summary_is_stored_in_the_model_dir(report_dir):
     from textarmor import TextArmorConfig
 
     model, _, report = report_dir
-    assert TextArmorConfig.load(model).robustness == summary_numbers(report)
+    stored = TextArmorConfig.load(model).robustness
+    assert {k: v for k, v in stored.items() if k != "summary_markdown"} == summary_numbers(report)
+    assert stored["summary_markdown"].startswith("| perspective |")
+
+
+def test_package_puts_the_report_summary_in_the_model_card(report_dir, tmp_path):
+    from textarmor.deploy import package
+
+    model, _, _ = report_dir
+    out = package(model, target="hf-endpoint", out=tmp_path / "pkg")
+    card = (out.out / "README.md").read_text()
+    assert "| perspective | measure | value |" in card and "accuracy under deepwordbug" in card
+
+
+def test_report_states_conformal_coverage_of_a_calibrated_model(tiny_trained, synthetic_files, tmp_path):
+    import shutil
+
+    from textarmor.evaluation import calibrate
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_trained, model)
+    calibrate(model, synthetic_files[0], holdout=0.0)  # calibrated on train, reported on dev
+    report = robustness_report(model, ReportSpec(data=str(synthetic_files[1]), attacks=[], noise_rates=[]),
+                               tmp_path / "r", log=lambda *_: None)
+    assert set(report["conformal"]) == {"lac", "aps"}
+    assert 0.0 <= report["conformal"]["lac"]["0.9"]["coverage"] <= 1.0
+    assert "conformal (lac)" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_report_refuses_a_non_empty_folder(report_dir, synthetic_files):

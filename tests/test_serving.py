@@ -358,3 +358,18 @@ def test_serve_cli_takes_the_api_key_from_the_environment(monkeypatch, tiny_trai
         main(["serve", str(tiny_trained), "--port", "9", "--no-batching", "--max-wait-ms", "2"])
     assert done.value.code in (0, None)
     assert seen["api_key"] == KEY and seen["batching"] is False and seen["port"] == 9 and seen["max_wait_ms"] == 2
+
+
+def test_explain_route_returns_word_attributions(http, clf):
+    pytest.importorskip("captum")
+    r = http.post("/explain", json={"inputs": ["the film was great", "a dull plot"], "methods": ["ig", "occlusion"],
+                                    "n_steps": 8})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body) == 2
+    first = body[0]
+    assert first["label"] == clf.predict(["the film was great"])[0].top_label
+    assert set(first["scores"]) == {"ig", "occlusion"}
+    assert len(first["scores"]["ig"]) == len(first["words"]) == 4
+    assert http.post("/explain", json={"inputs": ["x"] * 9}).status_code == 413
+    assert http.post("/explain", json={"inputs": "x", "methods": ["attention"]}).status_code == 422

@@ -180,6 +180,9 @@ def _evaluation_section(config: TextArmorConfig) -> str:
 
 
 def _robustness_section(config: TextArmorConfig) -> str:
+    summary = (config.robustness or {}).get("summary_markdown")
+    if summary:  # the robustness report's own table (textarmor evaluate --report)
+        return summary.strip()
     numbers = robustness_numbers(config)
     if not numbers:
         return ("No robustness results are recorded yet. `textarmor evaluate MODEL_DIR --report DIR` measures them "

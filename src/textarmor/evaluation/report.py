@@ -122,6 +122,14 @@ def robustness_report(model: str | os.PathLike | Classifier, spec: ReportSpec, o
     log(f"in-distribution: {len(texts)} texts")
     report["in_distribution"] = _headline(classification_metrics(labels, softmax(logits, axis=1), clf.labels))
     report["calibration"] = calibration = _calibration(clf, spec, logits, labels)
+    if (clf.config.conformal or {}).get("scores"):
+        # Coverage of the model's stored conformal sets on this data (not the data they were calibrated on,
+        # as long as --data differs from what `textarmor calibrate` saw).
+        from textarmor.evaluation.conformal import METHODS, empirical_coverage
+
+        stored = softmax(logits / clf.temperature, axis=1)
+        report["conformal"] = {m: {str(c): empirical_coverage(stored, labels, clf.config.conformal, c, m)
+                                   for c in (0.9, 0.95)} for m in METHODS}
     temperature = calibration["temperature"]
     report["shift"] = {}
     for name, source in spec.shift.items():
@@ -155,7 +163,7 @@ def robustness_report(model: str | os.PathLike | Classifier, spec: ReportSpec, o
     if store_in_model and not isinstance(model, Classifier) and Path(str(model)).is_dir():
         config = TextArmorConfig.load(model)
         if config is not None:
-            config.robustness = summary_numbers(report)
+            config.robustness = {**summary_numbers(report), "summary_markdown": to_markdown(report)}
             config.save(model)
     return report
 
@@ -201,6 +209,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         extra = s.get("accuracy_under_attack_calibrated_scores", {}).get(recipe)
         more = f" (calibrated scores: {extra:.2f}%)" if extra is not None else ""
         lines.append(f"| adversarial | accuracy under {recipe} ({s['attack_examples']} examples) | {acc:.2f}%{more} |")
+    for method, levels in report.get("conformal", {}).items():
+        lines += [f"| conformal ({method}) | empirical coverage at {c} (mean set size {r['mean_set_size']:.2f}) "
+                  f"| {100 * r['coverage']:.2f}% |" for c, r in levels.items()]
     lines += [f"| distribution shift | accuracy on {k} | {v:.2f}% |" for k, v in s["shift_accuracy"].items()]
     lines += [f"| anomaly detection | AUROC (max-softmax) vs {k} | {v:.4f} |" for k, v in s["ood_auroc_msp"].items()]
     lines += [f"| natural noise | accuracy with typos at rate {k} | {v:.2f}% |" for k, v in s["noise_accuracy"].items()]

@@ -32,6 +32,8 @@ from textarmor.serving.auth import require_api_key
 from textarmor.serving.batcher import MicroBatcher, QueueFull
 from textarmor.serving.metrics import ServerMetrics
 from textarmor.serving.protocol import (
+    MAX_EXPLAIN_INPUTS,
+    ExplainRequest,
     LimitError,
     Limits,
     PredictRequest,
@@ -101,6 +103,7 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
                               "Send `Authorization: Bearer <key>` when the server has an API key.")
     app.state.api_key = api_key or None
     app.state.batcher = None
+    app.state.explain_lock = asyncio.Lock()
     app.state.metrics = ServerMetrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
     app.state.info = {"model": model_name, "batching": batching, "max_inputs": max_inputs, "max_chars": max_chars}
     if cors_origins:
@@ -139,6 +142,24 @@ def _add_routes(app: FastAPI, limits: Limits) -> None:
         app.add_api_route(path, predict, methods=["POST"], summary=summary, response_model=PredictResponse,
                           response_model_exclude_none=True, dependencies=[Depends(require_api_key)],
                           responses=errors, operation_id=f"classify_{path.strip('/') or 'root'}")
+
+    async def explain(body: ExplainRequest, request: Request) -> list:
+        texts = body.texts
+        limits.check(texts)
+        if len(texts) > MAX_EXPLAIN_INPUTS:
+            raise LimitError(f"/explain takes at most {MAX_EXPLAIN_INPUTS} inputs per request; got {len(texts)}.")
+        try:
+            from textarmor.explain import explain_texts
+        except ImportError:
+            raise ParameterError("This server has no explanation support: pip install 'textarmor[explain]'.") from None
+        state = request.app.state
+        async with state.explain_lock:  # gradients are memory-hungry: one explanation at a time
+            return await asyncio.to_thread(explain_texts, state.classifier, texts, methods=body.methods,
+                                           n_steps=body.n_steps)
+
+    app.add_api_route("/explain", explain, methods=["POST"], summary="Word attributions (integrated gradients, "
+                      "gradient x input, occlusion)", dependencies=[Depends(require_api_key)], responses=errors,
+                      operation_id="explain")
 
     def liveness(request: Request) -> dict:
         clf = request.app.state.classifier

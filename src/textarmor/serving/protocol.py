@@ -51,6 +51,26 @@ class PredictRequest(BaseModel):
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
 
 
+class ExplainRequest(BaseModel):
+    """Word attributions for a few texts. Gradient methods run ``n_steps`` model passes per text, so the
+    server takes at most ``MAX_EXPLAIN_INPUTS`` texts per request and explains one request at a time."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"inputs": EXAMPLE_TEXT, "methods": ["ig", "occlusion"], "n_steps": 32}]})
+
+    inputs: str | list[str]
+    # Attention methods are left out: they switch the shared model to eager attention while they run.
+    methods: list[Literal["ig", "grad_input", "occlusion"]] = Field(["ig", "occlusion"], min_length=1)
+    n_steps: int = Field(32, ge=2, le=256, description="Integrated-gradients steps.")
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+MAX_EXPLAIN_INPUTS = 8
+
+
 class LabelScore(BaseModel):
     label: str
     score: float
