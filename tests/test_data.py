@@ -84,3 +84,14 @@ def test_messages_never_echo_user_text(tmp_path):
     with pytest.raises(DataError) as info:
         load_dataset(tmp_path / "d.jsonl")
     assert secret not in str(info.value)
+
+
+def test_missing_model_folder_under_an_existing_folder_is_not_sent_to_the_hub(tmp_path, monkeypatch):
+    from textarmor.errors import ModelReferenceError
+    from textarmor.models import resolve_model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ModelReferenceError, match="does not exist"):
+        resolve_model_path("runs/sst2")
+    assert resolve_model_path("org/model") == "org/model"  # still a hub id

@@ -98,7 +98,10 @@ def resolve_model_path(reference: str | os.PathLike) -> str:
             raise ModelReferenceError(f"'{local}' exists but has no config.json, so it is not a model folder. "
                                       "Pass a folder written by `textarmor train` or save_pretrained.")
         return str(local)
-    if ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or os.sep != "/" and os.sep in ref:
+    # Hub ids are "name" or "org/name"; anything else, or a path whose first folder exists here, is a path.
+    looks_local = ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or (os.sep != "/" and os.sep in ref) or (
+        "/" in ref and Path(ref.split("/", 1)[0]).is_dir())
+    if looks_local:
         raise ModelReferenceError(f"Model folder '{local}' does not exist. Pass a model directory, a bundled alias "
                                   f"({', '.join(ALIASES)}) or a hub id such as 'org/name'.")
     return ref
