@@ -93,14 +93,14 @@ def _reliability(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> lis
 
 
 def _attack_rows(clf: Classifier, spec: ReportSpec, texts: list[str], labels: np.ndarray, recipe: str,
-                 temperature: float, **options) -> dict[str, Any]:
+                 temperature: float, n: int | None = None, **options) -> dict[str, Any]:
     from textarmor.attacks import attack
 
     saved = clf.config.temperature
     clf.config.temperature = temperature  # the scores the attack sees
     try:
         rows = [{"text": t, "label": clf.labels[y]} for t, y in zip(texts, labels)]
-        report = attack(clf, rows, recipe=recipe, n=min(spec.attack_n or len(rows), len(rows)),
+        report = attack(clf, rows, recipe=recipe, n=n or min(spec.attack_n or len(rows), len(rows)),
                         query_budget=spec.query_budget, seed=spec.seed, **options)
     finally:
         clf.config.temperature = saved
@@ -155,8 +155,8 @@ def robustness_report(model: str | os.PathLike | Classifier, spec: ReportSpec, o
         report["adversarial"][recipe] = entry
     report["noise"] = []
     for rate in spec.noise_rates:
-        log(f"natural noise: typos at rate {rate}")
-        result = _attack_rows(clf, spec, texts, labels, "typos", 1.0, max_modify_rate=None,
+        log(f"natural noise: typos at rate {rate} on all {len(texts)} texts")
+        result = _attack_rows(clf, spec, texts, labels, "typos", 1.0, n=len(texts), max_modify_rate=None,
                               recipe_options={"rate": rate})
         report["noise"].append({"rate": rate, "accuracy": result["accuracy_under_attack"]})
     _write(report, out)
@@ -203,8 +203,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     s = summary_numbers(report)
     lines = ["| perspective | measure | value |", "|---|---|---|",
              f"| in-distribution | accuracy | {s['clean_accuracy']:.2f}% |",
-             f"| calibration | ECE (10 bins), before → after temperature {report['calibration']['temperature']:.2f}"
-             f" | {s['ece']:.4f} → {s['ece_after_temperature']:.4f} |"]
+             f"| calibration | ECE (10 bins) on {report['calibration']['n']} held-out texts, before → after "
+             f"temperature {report['calibration']['temperature']:.2f} | {report['calibration']['ece_before']:.4f} → "
+             f"{s['ece_after_temperature']:.4f} |"]
     for recipe, acc in s["accuracy_under_attack"].items():
         extra = s.get("accuracy_under_attack_calibrated_scores", {}).get(recipe)
         more = f" (calibrated scores: {extra:.2f}%)" if extra is not None else ""

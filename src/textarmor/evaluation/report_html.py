@@ -38,11 +38,12 @@ def _attacks(ax, report: dict[str, Any]) -> None:
     raw = [report["adversarial"][n]["raw"]["accuracy_under_attack"] for n in names]
     ax.bar(range(len(names)), raw, width=0.4, color="#c33", label="under attack")
     cal = [report["adversarial"][n].get("calibrated", {}).get("accuracy_under_attack") for n in names]
-    if any(c is not None for c in cal):
+    paired = any(c is not None for c in cal)
+    if paired:
         ax.bar([i + 0.4 for i in range(len(names))], [c or 0 for c in cal], width=0.4, color="#36c",
                label="under attack, calibrated scores")
     ax.axhline(clean, color="#393", ls="--", label="clean accuracy")
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks([i + (0.2 if paired else 0.0) for i in range(len(names))], names)
     ax.set(ylabel="accuracy (%)", title="Accuracy under attack", ylim=(0, 100))
     ax.legend(fontsize=8)
 
