@@ -3,7 +3,8 @@
 Trains ``minilm-l6`` on a random subset of SST-2 train with every method and evaluates on the full SST-2
 dev set (872 rows). Writes ``benchmarks/results/robust_training.json``: one row per (backbone, method) with
 clean_acc, ece, seconds per training epoch and epoch_time_ratio vs ``standard`` measured in the same run.
-The ``acc_under`` / ``textattack_acc_under`` fields are left null here: the attack engine fills them.
+``acc_under`` holds accuracy under each ``--attack-recipes`` recipe on the first ``--attack-n`` dev sentences
+(textarmor's engine, TextAttack's definition); ``textattack_acc_under`` stays null (TextAttack runs separately).
 
 Runbook (the published table used the first; the GPU run is the lead's):
 
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--device-name", default=f"{platform.machine()} CPU, 2 cores")
     parser.add_argument("--runs", type=Path, default=Path(tempfile.gettempdir()) / "textarmor-robust-bench")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/robust_training.json"))
+    parser.add_argument("--attack-recipes", nargs="*", default=["deepwordbug", "pwws"])
+    parser.add_argument("--attack-n", type=int, default=100, help="dev sentences attacked per recipe")
     args = parser.parse_args()
 
     rows = []
@@ -47,7 +50,9 @@ def main() -> None:
         metrics = evaluate(result.model_dir, "builtin:sst2-dev")
         rows.append({
             "backbone": args.model, "method": method, "clean_acc": round(metrics["accuracy"], 4),
-            "acc_under": {recipe: None for recipe in RECIPES},
+            "acc_under": {recipe: _accuracy_under(result.model_dir, recipe, args.attack_n)
+                          if recipe in args.attack_recipes else None for recipe in RECIPES},
+            "attack_n": args.attack_n,
             "textattack_acc_under": {recipe: None for recipe in TEXTATTACK_RECIPES},
             "ece": round(metrics["ece"], 4),
             "seconds_per_epoch": training["cost"]["train_seconds_per_epoch"],
@@ -63,6 +68,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "robust_training", "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def _accuracy_under(model_dir, recipe: str, n: int) -> float:
+    from textarmor.attacks import attack
+
+    return attack(str(model_dir), "builtin:sst2-dev", recipe=recipe, n=n).summary()["accuracy_under_attack"]
 
 
 if __name__ == "__main__":
