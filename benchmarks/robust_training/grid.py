@@ -1,0 +1,125 @@
+"""Robust fine-tuning grid on one or more GPUs: every (method, options) config trained, scored and attacked.
+
+Hyperparameters are chosen on a *selection* split carved out of SST-2 train (``--select-rows``, stratified,
+never trained on): its clean accuracy and accuracy under ``deepwordbug``/``pwws`` decide which radius wins.
+The SST-2 dev set (872) is only reported, never used to choose. Configs run as worker processes, several
+per GPU (small encoders leave an H100 mostly idle), each appending one JSON row per config to ``--out`` as
+soon as it finishes, so a run cut short keeps what it finished.
+
+    PYTHONPATH=src python benchmarks/robust_training/grid.py --model PATH --train train.jsonl --dev dev.jsonl \\
+        --grid benchmarks/robust_training/grid_minilm.json --gpus 2 --per-gpu 4 --out rows.jsonl
+
+Epoch times measured here are inflated by the neighbours sharing the GPU; ``step_cost.py`` measures the
+per-step cost of each method alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def split_selection(train: Path, rows: int, seed: int, folder: Path) -> tuple[Path, Path]:
+    """Stratified hold-out of ``rows`` training examples: (rest, selection) JSONL files."""
+    lines = train.read_text().splitlines()
+    by_label: dict[str, list[str]] = {}
+    for line in lines:
+        by_label.setdefault(str(json.loads(line)["label"]), []).append(line)
+    rng = random.Random(seed)
+    held: list[str] = []
+    for label_lines in by_label.values():
+        rng.shuffle(label_lines)
+        held += label_lines[: round(rows * len(label_lines) / len(lines))]
+    held_set = set(held)
+    folder.mkdir(parents=True, exist_ok=True)
+    rest, selection = folder / "train_rest.jsonl", folder / "selection.jsonl"
+    rest.write_text("\n".join(line for line in lines if line not in held_set) + "\n")
+    selection.write_text("\n".join(held) + "\n")
+    return rest, selection
+
+
+def run_config(config: dict, args: argparse.Namespace, rest: Path, selection: Path) -> dict:
+    from textarmor import TextArmorConfig, evaluate, train
+    from textarmor.attacks import attack
+
+    name = config["name"]
+    result = train(str(rest), out_dir=args.runs / name, model=args.model, eval_data=str(selection),
+                   method=config["method"], method_options=config.get("options", {}), epochs=args.epochs,
+                   learning_rate=config.get("lr", args.lr), batch_size=args.batch_size,
+                   max_length=args.max_length, seed=args.seed, overwrite=True, progress=False)
+    training = TextArmorConfig.load(result.model_dir).training
+    row = {"backbone": args.backbone, "name": name, "method": config["method"], "options": config.get("options", {}),
+           "hyperparameters": training["objective"], "device": args.device_name, "epochs": args.epochs,
+           "batch_size": args.batch_size, "learning_rate": config.get("lr", args.lr), "max_length": args.max_length,
+           "train_rows": training["train_rows"], "seconds_per_epoch": training["seconds_per_epoch"]}
+    for split, data, n_attack in (("selection", selection, args.select_attack_n), ("dev", args.dev, None)):
+        metrics = evaluate(str(result.model_dir), str(data))
+        row[f"{split}_clean_acc"], row[f"{split}_ece"] = round(metrics["accuracy"], 4), round(metrics["ece"], 4)
+        row[f"{split}_acc_under"] = {}
+        for recipe in args.recipes:
+            started = time.perf_counter()
+            report = attack(str(result.model_dir), str(data), recipe=recipe, n=n_attack)
+            row[f"{split}_acc_under"][recipe] = report.summary()["accuracy_under_attack"]
+            row[f"{split}_attack_seconds_{recipe}"] = round(time.perf_counter() - started, 1)
+        row[f"{split}_attack_n"] = n_attack or metrics["n"]
+    return row
+
+
+def worker(args: argparse.Namespace, rest: Path, selection: Path) -> None:
+    configs = json.loads(args.grid.read_text())
+    for index, config in enumerate(configs):
+        if index % args.num_workers != args.worker:
+            continue
+        try:
+            row = run_config(config, args, rest, selection)
+        except Exception as error:  # one diverging config must not lose the others
+            row = {"name": config["name"], "method": config["method"], "error": repr(error)[:500]}
+        with args.out.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--backbone", default="minilm-l6")
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--dev", type=Path, required=True)
+    parser.add_argument("--grid", type=Path, required=True, help="JSON list of {name, method, options[, lr]}")
+    parser.add_argument("--select-rows", type=int, default=2000)
+    parser.add_argument("--select-attack-n", type=int, default=500)
+    parser.add_argument("--recipes", nargs="+", default=["deepwordbug", "pwws"])
+    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpus", type=int, default=1)
+    parser.add_argument("--per-gpu", type=int, default=1)
+    parser.add_argument("--device-name", default="GPU")
+    parser.add_argument("--runs", type=Path, default=Path("/tmp/textarmor-grid"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--num-workers", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    rest, selection = split_selection(args.train, args.select_rows, args.seed, args.runs / "data")
+    if args.worker is not None:
+        worker(args, rest, selection)
+        return
+    total = args.gpus * args.per_gpu
+    procs = []
+    for index in range(total):
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(index % args.gpus)}
+        procs.append(subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--worker", str(index),
+                                       "--num-workers", str(total)], env=env))
+    sys.exit(max(proc.wait() for proc in procs))
+
+
+if __name__ == "__main__":
+    main()
