@@ -49,6 +49,7 @@ def run_config(config: dict, args: argparse.Namespace, rest: Path, selection: Pa
 
     name = config["name"]
     result = train(str(rest), out_dir=args.runs / name, model=args.model, eval_data=str(selection),
+                   max_train_rows=args.max_train_rows,
                    method=config["method"], method_options=config.get("options", {}), epochs=args.epochs,
                    learning_rate=config.get("lr", args.lr), batch_size=args.batch_size,
                    max_length=args.max_length, seed=args.seed, overwrite=True, progress=False)
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--select-rows", type=int, default=2000)
     parser.add_argument("--select-attack-n", type=int, default=500)
     parser.add_argument("--recipes", nargs="+", default=["deepwordbug", "pwws"])
+    parser.add_argument("--max-train-rows", type=int, default=None, help="a random subset of the rest of train")
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -113,9 +115,10 @@ def main() -> None:
         worker(args, rest, selection)
         return
     total = args.gpus * args.per_gpu
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(args.gpus)))).split(",")
     procs = []
     for index in range(total):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(index % args.gpus)}
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": visible[index % len(visible)]}
         procs.append(subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--worker", str(index),
                                        "--num-workers", str(total)], env=env))
     sys.exit(max(proc.wait() for proc in procs))

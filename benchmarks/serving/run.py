@@ -46,7 +46,8 @@ def start_server(model: str, port: int, batching: bool, device: str | None, extr
             "--port", str(port), "--max-queue", "1024", "--batching" if batching else "--no-batching", *extra]
     if device:
         args += ["--device", device]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TEXTARMOR_API_KEY": ""}
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TEXTARMOR_API_KEY": ""}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
