@@ -13,7 +13,7 @@ Each row: task, engine, workers, device, samples_per_s, scaling_efficiency (samp
 Runbook:
 
     # this 2-core CPU (both parts, minutes):
-    PYTHONPATH=src nice -n 10 python benchmarks/scaling/run.py --part train predict
+    PYTHONPATH=src nice -n 10 python benchmarks/scaling/run.py --part predict train --predict-model runs/demo-sst2
 
     # 2 GPUs, roberta-base shape with random weights, roast, SST-2 train (training only: needs torch,
     # transformers, accelerate, tokenizers, numpy; no datasets, no ray, no network):
@@ -91,6 +91,57 @@ def bench_train(args, scratch: Path) -> list[dict]:
     return with_efficiency(rows)
 
 
+def write_shards(texts: list[str], rows: int, shards: int, folder: Path) -> Path:
+    """``rows`` texts (the data repeated) as ``shards`` JSONL files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"text": texts[i % len(texts)]}) + "\n" for i in range(rows)]
+    per = -(-rows // shards)
+    for k in range(shards):
+        (folder / f"part-{k:03d}.jsonl").write_text("".join(lines[k * per:(k + 1) * per]))
+    return folder
+
+
+def bench_predict(args, scratch: Path) -> list[dict]:
+    """Ray Data prediction with 1..N actors on a local Ray cluster; wall time of the whole call (actor start
+    and model load included), so short runs understate the steady-state rate."""
+    import time
+
+    import ray
+
+    from textarmor.distributed import ray_predict
+
+    if args.predict_model is None:
+        raise SystemExit("--part predict needs --predict-model (a textarmor model folder, e.g. runs/demo-sst2)")
+    shards = write_shards([r["text"] for r in read_jsonl(args.data)], args.rows, args.shards, scratch / "shards")
+    gpu = _has_gpu() and not args.cpu
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    rows = []
+    try:
+        for workers in args.workers:
+            started = time.perf_counter()
+            summary = ray_predict(args.predict_model, shards, out=scratch / f"predict-{workers}", num_actors=workers,
+                                  gpus_per_actor=1 if gpu else 0, cpus_per_actor=args.threads_per_worker,
+                                  batch_size=args.predict_batch)
+            seconds = time.perf_counter() - started
+            rows.append({"task": "predict", "engine": "ray-data", "workers": workers,
+                         "device": _gpu_name() if gpu else cpu_name(),
+                         "samples_per_s": round(summary.rows / seconds, 2),
+                         "model": Path(args.predict_model).name, "rows": summary.rows, "shards": args.shards,
+                         "seconds": round(seconds, 2), "batch_size": args.predict_batch,
+                         "threads_per_worker": None if gpu else args.threads_per_worker,
+                         "ray": ray.__version__, "includes_startup": True})
+            print(f"[predict] {workers} actor(s): {rows[-1]['samples_per_s']} rows/s", flush=True)
+    finally:
+        ray.shutdown()
+    return with_efficiency(rows)
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
 def _has_gpu() -> bool:
     import torch
 
@@ -114,11 +165,18 @@ def main() -> None:
     train.add_argument("--max-length", type=int, default=64)
     train.add_argument("--steps", type=int, default=20, help="timed optimizer steps per run")
     train.add_argument("--warmup", type=int, default=3, help="untimed optimizer steps before them")
+    predict = parser.add_argument_group("predict")
+    predict.add_argument("--predict-model", help="textarmor model folder for the Ray prediction runs")
+    predict.add_argument("--rows", type=int, default=8000, help="rows predicted per run (SST-2 texts repeated)")
+    predict.add_argument("--shards", type=int, default=8, help="JSONL files the rows are split into")
+    predict.add_argument("--predict-batch", type=int, default=256, help="rows per actor call")
     parser.add_argument("--results", default="scaling", help="name of the JSON file in benchmarks/results")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
         rows = []
+        if "predict" in args.part:
+            rows += bench_predict(args, Path(scratch))
         if "train" in args.part:
             rows += bench_train(args, Path(scratch))
     path = write_rows(args.results, rows, KEY)
