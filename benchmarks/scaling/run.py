@@ -84,6 +84,7 @@ def bench_train(args, scratch: Path) -> list[dict]:
         print(f"[train] {workers} worker(s): {' '.join(command[3:6])} ...", flush=True)
         subprocess.run(command, check=True, env=env, cwd=ROOT)
         row = json.loads(out.read_text())
+        row["load_average"] = round(os.getloadavg()[0], 2)  # other jobs on the machine, right after the run
         if row["device"] == "cpu":
             row["device"] = cpu_name()
         rows.append(row)
@@ -129,7 +130,8 @@ def bench_predict(args, scratch: Path) -> list[dict]:
                          "model": Path(args.predict_model).name, "rows": summary.rows, "shards": args.shards,
                          "seconds": round(seconds, 2), "batch_size": args.predict_batch,
                          "threads_per_worker": None if gpu else args.threads_per_worker,
-                         "ray": ray.__version__, "includes_startup": True})
+                         "ray": ray.__version__, "includes_startup": True,
+                         "load_average": round(os.getloadavg()[0], 2)})
             print(f"[predict] {workers} actor(s): {rows[-1]['samples_per_s']} rows/s", flush=True)
     finally:
         ray.shutdown()
