@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import synthetic_rows, write_jsonl
 from textarmor.cli import main
 from textarmor.distributed import ray_predict
-from textarmor.errors import OutputExistsError
+from textarmor.errors import DataError, OutputExistsError
 from textarmor.prediction import predict_file
 
 ray = pytest.importorskip("ray")
@@ -80,6 +80,13 @@ def test_a_folder_of_jsonl_csv_and_parquet_shards(local_ray, tiny_trained, tmp_p
         for row in expected:  # CSV lines count the header; Parquet rows count from 1
             row["line"] += first_line - 1
         assert_same_rows([{k: v for k, v in r.items() if k != "file"} for r in mine], expected)
+
+
+def test_strict_names_the_first_empty_text_and_publishes_nothing(local_ray, tiny_trained, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a great film"}, {"text": ""}, {"text": "dull"}])
+    with pytest.raises(DataError, match=r"in\.jsonl, line 2: empty text"):
+        ray_predict(tiny_trained, source, out=tmp_path / "out", num_actors=1, strict=True)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_engine_ray(local_ray, tiny_trained, tmp_path, capsys):

@@ -19,11 +19,11 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from textarmor.errors import DataError, OutputExistsError, ParameterError, TextArmorError
+from textarmor.errors import DataError, OutputExistsError, ParameterError
 from textarmor.prediction import INPUT_FORMATS, PredictSummary, RowOptions, iter_stream_inputs, prediction_rows
 
 FORMATS = INPUT_FORMATS + ("parquet",)
@@ -88,12 +88,12 @@ def text_rows_datasource(paths: str | list[str], *, fmt: str | None, text_column
 
 
 def _read_file(f, path: str, fmt: str, text_column: str, text_pair_column: str | None):
+    """``(line, text, text_pair)`` of one input file; text formats stream, a Parquet file is read whole."""
     if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         columns = [c for c in (text_column, text_pair_column) if c]
-        import pyarrow as pa
-
         parquet = pq.ParquetFile(pa.BufferReader(f.readall()))  # Ray hands over a stream; Parquet needs seeking
         missing = [c for c in columns if c not in parquet.schema_arrow.names]
         if missing:
@@ -107,7 +107,7 @@ def _read_file(f, path: str, fmt: str, text_column: str, text_pair_column: str |
                 number += 1
                 yield number, text, pair
         return
-    handle = io.TextIOWrapper(io.BytesIO(f.readall()), encoding="utf-8", newline="")
+    handle = io.TextIOWrapper(f, encoding="utf-8", newline="")
     yield from iter_stream_inputs(handle, fmt, name=path, text_column=text_column, text_pair_column=text_pair_column)
 
 
@@ -121,7 +121,7 @@ class _PredictActor:
     """One Classifier per actor; turns a batch of input rows into output rows (JSON text, '' if skipped)."""
 
     def __init__(self, model: str, options: RowOptions, classifier_kwargs: dict[str, Any], with_file: bool,
-                 strict: bool, threads: int | None):
+                 threads: int | None):
         import torch
 
         from textarmor.classifier import Classifier
@@ -129,7 +129,7 @@ class _PredictActor:
         if threads:
             torch.set_num_threads(threads)  # one actor per CPU slot; torch would take every core
         self.classifier = Classifier.from_pretrained(model, **classifier_kwargs)
-        self.options, self.with_file, self.strict = options, with_file, strict
+        self.options, self.with_file = options, with_file
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -138,28 +138,30 @@ class _PredictActor:
         texts = batch.column("text").to_pylist()
         pairs = batch.column("text_pair").to_pylist() if "text_pair" in batch.column_names else None
         keep = [i for i, t in enumerate(texts) if t is not None and (pairs is None or pairs[i] is not None)]
-        if self.strict and len(keep) < len(texts):
-            first = min(set(range(len(texts))) - set(keep))
-            raise DataError(f"{files[first]}, line {lines[first]}: empty text. Remove it, or drop --strict to skip.")
         rows = prediction_rows(self.classifier, [lines[i] for i in keep], [texts[i] for i in keep],
                                [pairs[i] for i in keep] if pairs is not None else None, self.options)
-        out, uncertain = [""] * len(texts), [False] * len(texts)
+        # Skipped rows keep where they came from: Ray does not carry an actor's exception type back to the
+        # driver, so --strict fails there, naming the first empty text.
+        out, uncertain = [f"{files[i]}, line {lines[i]}" for i in range(len(texts))], [False] * len(texts)
         for i, row in zip(keep, rows):
             if self.with_file:
                 row = {"file": files[i], **row}
             out[i] = json.dumps(row, ensure_ascii=False)
             uncertain[i] = bool(row.get("uncertain"))
-        return pa.table({"row": pa.array(out, pa.string()), "uncertain": pa.array(uncertain, pa.bool_())})
+        return pa.table({"row": pa.array(out, pa.string()), "uncertain": pa.array(uncertain, pa.bool_()),
+                         "skipped": pa.array([i not in set(keep) for i in range(len(texts))], pa.bool_())})
 
 
 def _jsonl_datasink(path: str):
-    """Writes each block's non-empty ``row`` texts as one JSONL shard; returns its counts to the driver."""
+    """Writes the predicted rows of each write task as one JSONL shard; returns its counts (and where the
+    first skipped text was) to the driver."""
     from ray.data.datasource import BlockBasedFileDatasink
 
     class PredictionShards(BlockBasedFileDatasink):
         def __init__(self):
             super().__init__(path, file_format="jsonl")
             self.summary = PredictSummary(output=path)
+            self.empty: list[str] = []  # where the first skipped text of each write task was
 
         def write(self, blocks, ctx):
             import pyarrow as pa
@@ -170,11 +172,12 @@ def _jsonl_datasink(path: str):
             tables = [BlockAccessor.for_block(block).to_arrow() for block in blocks]
             table = pa.concat_tables(tables) if tables else None
             if table is None or table.num_rows == 0:
-                return {"rows": 0, "uncertain": 0, "skipped": 0}
-            written = table.filter(pc.not_equal(table["row"], ""))
+                return {"rows": 0, "uncertain": 0, "skipped": 0, "empty": []}
+            written = table.filter(pc.invert(table["skipped"]))
             if written.num_rows:
                 self.write_block(BlockAccessor.for_block(written), 0, ctx)
-            return {"rows": written.num_rows, "skipped": table.num_rows - written.num_rows,
+            empty = table.filter(table["skipped"]).column("row").to_pylist()
+            return {"rows": written.num_rows, "skipped": len(empty), "empty": empty[:1],
                     "uncertain": int(pc.sum(table["uncertain"]).as_py() or 0)}
 
         def write_block_to_file(self, block, file) -> None:
@@ -182,7 +185,9 @@ def _jsonl_datasink(path: str):
 
         def on_write_complete(self, write_result) -> None:
             for counts in write_result.write_returns:
-                for key, value in (counts or {}).items():
+                counts = dict(counts or {})
+                self.empty += counts.pop("empty", [])
+                for key, value in counts.items():
                     setattr(self.summary, key, getattr(self.summary, key) + value)
 
     return PredictionShards()
@@ -229,11 +234,15 @@ def ray_predict(model: str | os.PathLike, source: str | os.PathLike, *, out: str
             _PredictActor, batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(
                 size=actors), num_gpus=gpus, num_cpus=cpus_per_actor,
             fn_constructor_kwargs={"model": str(model), "options": options, "classifier_kwargs": classifier_kwargs,
-                                   "with_file": folder, "strict": strict, "threads": threads})
+                                   "with_file": folder, "threads": threads})
         partial = out_path.with_name(out_path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         sink = _jsonl_datasink(str(partial.resolve()))
-        _raise_user_error(lambda: predictions.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS}))
+        predictions.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
+    if strict and sink.empty:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise DataError(f"{sorted(sink.empty)[0]}: empty text ({sink.summary.skipped} in all). Remove them, or drop "
+                        "--strict to skip them.")
     if out_path.exists():
         shutil.rmtree(out_path)
     partial.mkdir(parents=True, exist_ok=True)  # Ray leaves no folder when there was nothing to write
@@ -260,8 +269,8 @@ def ray_attack(model: str | os.PathLike, data: str | os.PathLike | list[dict], *
                                           **(attack_options.get("recipe_options") or {})},
                              target=attack_options.get("target"), classifier_kwargs=classifier_kwargs)
     with _cluster(ray, address):
-        return _raise_user_error(lambda: attack(str(model), data, recipe=recipe, runner=runner, **attack_options,
-                                                **classifier_kwargs))
+        # Bad options and labels fail here, in attack(), before any actor starts.
+        return attack(str(model), data, recipe=recipe, runner=runner, **attack_options, **classifier_kwargs)
 
 
 class RayAttackRunner:
@@ -370,21 +379,6 @@ def _actor_resources(ray, num_actors: int | None, gpus_per_actor: float | None,
                              f"{cluster_gpus:g} GPUs).")
     threads = None if gpus else max(1, int(cpus_per_actor))
     return gpus, threads, num_actors
-
-
-def _raise_user_error(run: Callable[[], Any]) -> Any:
-    """Run a Ray job; a TextArmorError raised inside an actor comes back as itself, not wrapped by Ray."""
-    try:
-        return run()
-    except TextArmorError:
-        raise
-    except Exception as exc:
-        cause: BaseException | None = exc
-        while cause is not None:
-            if isinstance(cause, TextArmorError):
-                raise cause from None
-            cause = cause.__cause__ or getattr(cause, "cause", None)
-        raise
 
 
 __all__ = ["FORMATS", "RayAttackRunner", "ray_attack", "ray_predict"]
