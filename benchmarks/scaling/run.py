@@ -66,7 +66,9 @@ def bench_train(args, scratch: Path) -> list[dict]:
     tokenizer = None
     if args.model in ("tiny", "roberta-base"):
         tokenizer = train_tokenizer([r["text"] for r in read_jsonl(args.data)], scratch / "tokenizer")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    # Keep the caller's PYTHONPATH: packages carried to a GPU machine may live there.
+    paths = [str(ROOT / "src"), str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     if args.cpu or not _has_gpu():
         env["OMP_NUM_THREADS"] = str(args.threads_per_worker)
     rows = []
