@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= minilm,attacks,explain,onnx,serve,azureml,dev
+EXTRAS ?= minilm,attacks,explain,onnx,serve,azureml,ray,dev
 
 .PHONY: setup demo test lint clean wordnet textattack-venv bench-attacks
 

@@ -3,7 +3,7 @@
 Usage: ddp_train.py MODEL_DIR TRAIN_JSONL DEV_JSONL OUT_ROOT METHOD [METHOD ...]
 Each rank trains every METHOD for one epoch; rank 0 prints one JSON line per method with what the
 test checks (world size seen by the Trainer, each rank's parameter checksum at the end of training,
-the objective's report, the saved model files)."""
+the objective's report as saved and as each rank saw it, the saved model files)."""
 from __future__ import annotations
 
 import json
@@ -43,10 +43,13 @@ def main(model: str, train_file: str, dev_file: str, out_root: str, *methods: st
         checksum = torch.tensor([_trained_checksum["sum"]], dtype=torch.float64)
         sums = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
         dist.all_gather(sums, checksum)
+        reports = [None] * dist.get_world_size()
+        dist.all_gather_object(reports, result.objective_report)
         if dist.get_rank() == 0:
             config = json.loads((result.model_dir / "textarmor.json").read_text())
             print(json.dumps({"method": method, "world_size": config["training"]["cost"]["world_size"],
                               "checksums": [float(s) for s in sums], "report": config["training"]["objective_report"],
+                              "rank_reports": reports,
                               "files": sorted(
                                   p.name for p in result.model_dir.iterdir())}), flush=True)
 

@@ -143,6 +143,9 @@ def test_ddp_with_two_cpu_processes(tiny_trained, small_files, tmp_path):
         assert row["world_size"] == 2
         assert row["checksums"][0] == row["checksums"][1]  # gradients were synchronised, masks identical
         assert "model.safetensors" in row["files"]
+    roast = rows[methods.index("roast")]
+    digests = [report["mask_digest_per_epoch"] for report in roast["rank_reports"]]
+    assert len(digests[0]) == 1 and digests[0] == digests[1]  # the same gradient masks on both ranks
     assert "augmented_examples.jsonl" in rows[-1]["files"]
     assert rows[-1]["report"]["augment"]["added_total"] > 0
 

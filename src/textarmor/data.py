@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import datasets
 
@@ -47,20 +47,28 @@ def resolve_source(source: str | Path) -> Path:
     return path
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line, naming the line of any invalid JSON."""
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                                "Each line must hold one JSON object.") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}, line {number}: expected a JSON object, got {type(obj).__name__}.")
-            yield number, obj
+def iter_jsonl(path: Path | IO[str], name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line of a file (or an open text stream, which
+    errors call ``name``), naming the line of any invalid JSON."""
+    if not isinstance(path, (str, Path)):
+        yield from _iter_json_lines(path, name or "input")
+        return
+    with Path(path).open(encoding="utf-8") as f:
+        yield from _iter_json_lines(f, name or str(path))
+
+
+def _iter_json_lines(lines: Iterable[str], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{name}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
+                            "Each line must hold one JSON object.") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{name}, line {number}: expected a JSON object, got {type(obj).__name__}.")
+        yield number, obj
 
 
 def read_rows(path: Path) -> datasets.Dataset:

@@ -51,32 +51,38 @@ def iter_inputs(source: str, *, fmt: str | None = None, text_column: str = "text
             raise DataError(f"Input file '{path}' does not exist. Pass a TXT/CSV/JSONL file, or '-' for stdin.")
         if path.stat().st_size == 0:
             raise DataError(f"Input file '{path}' is empty.")
+    handle: IO[str] = sys.stdin if source == "-" else open(source, encoding="utf-8", newline="")
+    try:
+        yield from iter_stream_inputs(handle, fmt, name=source, text_column=text_column,
+                                      text_pair_column=text_pair_column)
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+
+
+def iter_stream_inputs(handle: IO[str], fmt: str, *, name: str, text_column: str = "text",
+                       text_pair_column: str | None = None) -> Iterator[tuple[int, Any, Any]]:
+    """:func:`iter_inputs` over an open text stream of format ``fmt`` (``name`` is what errors call it)."""
     if fmt == "jsonl":
-        path = Path("/dev/stdin") if source == "-" else Path(source)
-        for number, obj in iter_jsonl(path):
+        for number, obj in iter_jsonl(handle, name=name):
             if text_column not in obj or (text_pair_column and text_pair_column not in obj):
-                raise DataError(f"{source}, line {number}: no field '{text_column}'"
+                raise DataError(f"{name}, line {number}: no field '{text_column}'"
                                 f"{' or ' + repr(text_pair_column) if text_pair_column else ''}; "
                                 f"fields found: {sorted(obj)}. Choose it with --text-column.")
             yield number, obj[text_column], obj.get(text_pair_column) if text_pair_column else None
         return
-    handle: IO[str] = sys.stdin if source == "-" else open(source, encoding="utf-8", newline="")
-    try:
-        if fmt == "txt":
-            for number, line in enumerate(handle, start=1):
-                yield number, line.rstrip("\r\n"), None
-            return
-        reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
-        fields = reader.fieldnames or []
-        for column in filter(None, (text_column, text_pair_column)):
-            if column not in fields:
-                raise DataError(f"{source}: column '{column}' not found; the columns are {fields}. "
-                                "Choose it with --text-column / --text-pair-column.")
-        for number, row in enumerate(reader, start=2):
-            yield number, row[text_column], row[text_pair_column] if text_pair_column else None
-    finally:
-        if handle is not sys.stdin:
-            handle.close()
+    if fmt == "txt":
+        for number, line in enumerate(handle, start=1):
+            yield number, line.rstrip("\r\n"), None
+        return
+    reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
+    fields = reader.fieldnames or []
+    for column in filter(None, (text_column, text_pair_column)):
+        if column not in fields:
+            raise DataError(f"{name}: column '{column}' not found; the columns are {fields}. "
+                            "Choose it with --text-column / --text-pair-column.")
+    for number, row in enumerate(reader, start=2):
+        yield number, row[text_column], row[text_pair_column] if text_pair_column else None
 
 
 class RowWriter:
@@ -142,23 +148,16 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
     partial = out_path.with_name(out_path.name + ".partial") if out_path else None
     stream: IO[str] = open(partial, "w", encoding="utf-8", newline="") if partial else (stdout or sys.stdout)
     writer = RowWriter(stream, out_fmt, clf.labels)
+    options = RowOptions(threshold=threshold, top_k=top_k, function_to_apply=function_to_apply,
+                         all_scores=all_scores, abstain_label=abstain_label, coverage=coverage,
+                         conformal_method=conformal_method)
     try:
         for chunk in _chunks(usable(), chunk_size):
-            numbers = [c[0] for c in chunk]
-            texts = [c[1] for c in chunk]
             pairs = [c[2] for c in chunk] if text_pair_column else None
-            predictions = clf.predict(texts, pairs, threshold=threshold, function_to_apply=function_to_apply,
-                                      abstain_label=abstain_label, coverage=coverage,
-                                      conformal_method=conformal_method)
-            use_threshold = threshold is not None or clf.config.threshold is not None or coverage is not None
-            for number, prediction in zip(numbers, predictions):
-                row = {"line": number, **prediction.to_dict(with_scores=all_scores, with_uncertain=use_threshold)}
-                if top_k > 1:
-                    ranked = sorted(prediction.scores.items(), key=lambda kv: -kv[1])[:top_k]
-                    row["top_k"] = [{"label": name, "score": score} for name, score in ranked]
+            for row in prediction_rows(clf, [c[0] for c in chunk], [c[1] for c in chunk], pairs, options):
                 writer.write(row)
                 summary.rows += 1
-                summary.uncertain += int(prediction.uncertain)
+                summary.uncertain += int(bool(row.get("uncertain")))
             stream.flush()
     finally:
         if partial:
@@ -166,6 +165,36 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
     if partial:
         partial.replace(out_path)
     return summary
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """What a prediction row holds (the options of ``predict_file``)."""
+
+    threshold: float | None = None
+    top_k: int = 1
+    function_to_apply: str | None = None
+    all_scores: bool = False
+    abstain_label: str | None = None
+    coverage: float | None = None
+    conformal_method: str = "lac"
+
+
+def prediction_rows(clf: Classifier, numbers: list[int], texts: list[str], pairs: list[str] | None,
+                    options: RowOptions) -> list[dict[str, Any]]:
+    """The output rows for one chunk of texts: the row schema every prediction engine writes."""
+    predictions = clf.predict(texts, pairs, threshold=options.threshold, function_to_apply=options.function_to_apply,
+                              abstain_label=options.abstain_label, coverage=options.coverage,
+                              conformal_method=options.conformal_method)
+    use_threshold = options.threshold is not None or clf.config.threshold is not None or options.coverage is not None
+    rows = []
+    for number, prediction in zip(numbers, predictions):
+        row = {"line": number, **prediction.to_dict(with_scores=options.all_scores, with_uncertain=use_threshold)}
+        if options.top_k > 1:
+            ranked = sorted(prediction.scores.items(), key=lambda kv: -kv[1])[:options.top_k]
+            row["top_k"] = [{"label": name, "score": score} for name, score in ranked]
+        rows.append(row)
+    return rows
 
 
 def _chain_first(first, rest):
@@ -185,4 +214,4 @@ def _chunks(items, size: int):
         yield chunk
 
 
-__all__ = ["predict_file", "iter_inputs", "PredictSummary"]
+__all__ = ["predict_file", "iter_inputs", "prediction_rows", "PredictSummary", "RowOptions"]

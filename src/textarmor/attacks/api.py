@@ -29,14 +29,17 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
            concurrency: int = 64, text_column: str = "text", label_column: str = "label",
            on_result: Callable[[AttackResult], None] | None = None,
            on_start: Callable[[int, list[AttackResult]], None] | None = None,
-           recipe_options: dict[str, Any] | None = None,
+           recipe_options: dict[str, Any] | None = None, runner: Any = None,
            **classifier_kwargs) -> AttackReport:
     """Attack the first ``n`` examples of ``data`` (all when ``None``) with ``recipe``.
 
     ``model`` is a model directory (or alias) or a :class:`~textarmor.Classifier`; ``data`` a file, a
     ``builtin:`` name or a list of row dicts. ``target`` names a label
     for a targeted attack. ``on_start(total, already_done_results)`` and ``on_result(result)`` drive progress
-    displays. Returns the :class:`AttackReport` of all examples, resumed ones included.
+    displays. ``runner`` attacks the examples instead of this process's :class:`AttackEngine` (for instance
+    :class:`textarmor.distributed.RayAttackRunner`): ``runner.run(examples, on_result=...)`` returns their
+    results and ``runner.model_calls`` counts forward passes. Returns the :class:`AttackReport` of all
+    examples, resumed ones included.
     """
     from textarmor.classifier import Classifier
 
@@ -79,7 +82,7 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
         if on_result is not None:
             on_result(result)
 
-    engine = AttackEngine(built, clf, query_budget=query_budget, concurrency=concurrency, seed=seed)
+    engine = runner or AttackEngine(built, clf, query_budget=query_budget, concurrency=concurrency, seed=seed)
     started = time.perf_counter()
     try:
         new = engine.run(todo, on_result=record)

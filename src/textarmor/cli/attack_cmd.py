@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -25,6 +26,14 @@ def attack(
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
     batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) | ray (examples spread over "
+                               "a pool of Ray actors, --concurrency examples per actor call)."),
+    address: str | None = typer.Option(None, "--address", help="ray: cluster address, auto or ray://HOST:10001 "
+                                          "(default: a local Ray)."),
+    num_actors: int | None = typer.Option(None, "--num-actors", help="ray: attack actors (default: one per "
+                                             "GPU, else one per CPU)."),
+    gpus_per_actor: float | None = typer.Option(None, "--gpus-per-actor", help="ray: GPUs per actor (default 1 "
+                                                   "where the cluster has GPUs, else 0)."),
 ) -> None:
     """Attack a classifier with an adversarial (or natural-noise) recipe; metrics as TextAttack defines them.
 
@@ -33,10 +42,18 @@ def attack(
         textarmor attack runs/sst2 --data builtin:sst2-dev --recipe pwws --n 200 --out runs/pwws
 
         textarmor attack runs/sst2 --data builtin:sst2-dev --recipe pwws --n 200 --out runs/pwws --resume
+
+        textarmor attack runs/sst2 --data builtin:sst2-dev --recipe textfooler --engine ray --address auto
     """
     from textarmor.attacks import attack as run_attack
     from textarmor.cli.progress import AttackProgress
 
+    if engine not in ("local", "ray"):
+        raise ParameterError(f"--engine must be local or ray, got {engine!r}.")
+    if engine == "ray":
+        from textarmor.distributed import ray_attack
+
+        run_attack = partial(ray_attack, address=address, num_actors=num_actors, gpus_per_actor=gpus_per_actor)
     if resume and out is None:
         raise ParameterError("--resume continues the run saved in --out; pass the --out folder of that run.")
     with AttackProgress() as progress:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
 from textarmor.cli import app
+from textarmor.errors import ParameterError
 
 
 @app.command("predict")
@@ -34,6 +36,14 @@ def predict(
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: the best present)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on empty texts instead of skipping them."),
     overwrite: bool = typer.Option(False, "--overwrite"),
+    engine: str = typer.Option("local", "--engine", help="local (this process) | ray (Ray Data over a cluster; "
+                               "INPUT may be a folder of shards, --out is a folder of JSONL shards)."),
+    address: str | None = typer.Option(None, "--address", help="ray: cluster address, auto or ray://HOST:10001 "
+                                          "(default: a local Ray)."),
+    num_actors: int | None = typer.Option(None, "--num-actors", help="ray: Classifier actors (default: one per "
+                                             "GPU, else one per CPU)."),
+    gpus_per_actor: float | None = typer.Option(None, "--gpus-per-actor", help="ray: GPUs per actor (default 1 "
+                                                   "where the cluster has GPUs, else 0)."),
 ) -> None:
     """Classify texts in batches, streaming: constant memory, output in input order.
 
@@ -44,14 +54,25 @@ def predict(
         echo "a gripping, funny film" | textarmor predict runs/sst2 - --top-k 2
 
         textarmor predict runs/sst2 reviews.jsonl --coverage 0.95 --out sets.jsonl   (after calibrate)
+
+        textarmor predict runs/sst2 shards/ --engine ray --address auto --num-actors 8 --out predictions/
     """
     from textarmor.prediction import predict_file
 
-    summary = predict_file(model_dir, input, out=out, threshold=threshold, top_k=top_k,
-                           function_to_apply=function_to_apply, all_scores=all_scores, abstain_label=abstain_label,
-                           fmt=fmt, text_column=text_column, text_pair_column=text_pair_column, strict=strict,
-                           overwrite=overwrite, max_tokens_per_batch=batch_tokens,
-                           coverage=coverage, conformal_method=conformal_method, backend=backend, device=device)
+    run = predict_file
+    if engine not in ("local", "ray"):
+        raise ParameterError(f"--engine must be local or ray, got {engine!r}.")
+    if engine == "ray":
+        from textarmor.distributed import ray_predict
+
+        if out is None:
+            raise ParameterError("--engine ray writes a folder of shards: pass --out FOLDER.")
+        run = partial(ray_predict, address=address, num_actors=num_actors, gpus_per_actor=gpus_per_actor)
+    summary = run(model_dir, input, out=out, threshold=threshold, top_k=top_k, function_to_apply=function_to_apply,
+                  all_scores=all_scores, abstain_label=abstain_label, fmt=fmt, text_column=text_column,
+                  text_pair_column=text_pair_column, strict=strict, overwrite=overwrite,
+                  max_tokens_per_batch=batch_tokens, coverage=coverage, conformal_method=conformal_method,
+                  backend=backend, device=device)
     where = f" -> {summary.output}" if summary.output else ""
     typer.echo(f"{summary.rows} predicted, {summary.uncertain} uncertain, {summary.skipped} empty skipped{where}",
                err=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -26,6 +27,10 @@ Examples:
     textarmor train --data reviews.csv --text-column review --label-column stars --out runs/stars
 
     textarmor train --data mnli.jsonl --text-column premise --text-pair-column hypothesis --out runs/nli
+
+    torchrun --nproc_per_node 2 -m textarmor train --data builtin:sst2 --out runs/ddp --batch-size 16
+
+    (DDP: --batch-size is per process; rank 0 writes OUT. docs/scaling.md.)
 
 Methods (--method; docs/methods.md has the equations):
 
@@ -102,6 +107,8 @@ def train(
                           early_stopping=early_stopping, max_train_rows=max_train_rows, text_column=text_column,
                           label_column=label_column, text_pair_column=text_pair_column, strict=strict,
                           overwrite=overwrite, resume=resume, trust_remote_code=trust_remote_code)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun/accelerate, rank 0 reports for all
+        return
     best = result.metrics
     typer.echo(f"best epoch {best.get('epoch')}: eval accuracy {best.get('accuracy', float('nan')):.4f}, "
                f"macro-F1 {best.get('macro_f1', float('nan')):.4f} ({result.train_seconds:.0f} s)")

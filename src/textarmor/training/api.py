@@ -10,7 +10,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,13 @@ from textarmor.errors import OutputExistsError, ParameterError
 from textarmor.model_dir import TextArmorConfig
 from textarmor.models import DEFAULT_MODEL, load_model, load_tokenizer
 from textarmor.training.objectives import TrainingContext, make_objective
-from textarmor.training.trainer import EpochMetricsWriter, EpochTimer, RobustTrainer, training_arguments
+from textarmor.training.trainer import (
+    EpochMetricsWriter,
+    EpochTimer,
+    RobustTrainer,
+    distributed_defaults,
+    training_arguments,
+)
 
 
 @dataclass
@@ -30,6 +36,11 @@ class TrainResult:
     metrics: dict[str, Any]
     epochs: list[dict[str, Any]]
     train_seconds: float
+    #: The Trainer's log history (training loss per logging step, evaluations); under DDP the logged loss is
+    #: already the mean over ranks, so every rank holds the same history.
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: What the objective measured in this process (under DDP: this rank's view, e.g. RoAST's mask digests).
+    objective_report: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_output(out_dir: Path, overwrite: bool, resume: bool) -> Path:
@@ -39,9 +50,12 @@ def _check_output(out_dir: Path, overwrite: bool, resume: bool) -> Path:
                                 "(it is replaced only once the new model is complete), or choose another --out.")
     if resume and not any((staging / "checkpoints").glob("checkpoint-*")):
         raise ParameterError(f"--resume found no checkpoint in '{staging / 'checkpoints'}'. Start without --resume.")
-    if staging.exists() and not resume and _is_main_process():
-        shutil.rmtree(staging)
-    (staging / "checkpoints").mkdir(parents=True, exist_ok=True)
+    # Under torchrun/accelerate only rank 0 touches the staging folder (the Trainer saves checkpoints and the
+    # objectives write records from rank 0 only), so ranks never race on it.
+    if _is_main_process():
+        if staging.exists() and not resume:
+            shutil.rmtree(staging)
+        (staging / "checkpoints").mkdir(parents=True, exist_ok=True)
     return staging
 
 
@@ -49,6 +63,11 @@ def _is_main_process() -> bool:
     """Rank 0 of a torchrun/accelerate launch (or a single process); read from the launcher's environment
     because the process group does not exist yet when the output directory is prepared."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _world_size() -> int:
+    """Processes of a torchrun/accelerate launch (1 for a single process)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _publish(staging_model: Path, out_dir: Path) -> None:
@@ -100,7 +119,8 @@ def train(
 
     ``method`` names the objective (``standard``, ``pgd``, ``freelb``, ``roast``, ``rift``, each optionally
     ``+augment``; docs/methods.md) and ``method_options`` its hyperparameters. Under ``torchrun`` every rank
-    calls ``train`` and rank 0 writes the model directory.
+    calls ``train`` (``batch_size`` is per process, so the global batch is ``batch_size * WORLD_SIZE``); rank 0
+    writes the model directory and every rank returns once it is in place.
     """
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
@@ -145,26 +165,24 @@ def train(
         model=net, tokenizer=tokenizer, texts=list(train_set["text"]), labels=list(train_set["label"]),
         label_names=label_map.names, text_pair=text_pair_column is not None, max_length=max_length,
         output_dir=staging, seed=seed))
-    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # accelerate sets up multi-process CPU training (gloo) only when told the run is on CPU.
-        trainer_options.setdefault("use_cpu", True)
-    if objective.ddp_find_unused_parameters is not None:
-        trainer_options.setdefault("ddp_find_unused_parameters", objective.ddp_find_unused_parameters)
 
     remove = [c for c in train_set.column_names]
     train_tok = train_set.map(encode, batched=True, remove_columns=remove, desc="Tokenising train")
     eval_tok = eval_set.map(encode, batched=True, remove_columns=eval_set.column_names, desc="Tokenising eval")
 
-    steps_per_epoch = math.ceil(train_tok.num_rows / batch_size)
+    # Optimizer steps per epoch: every process takes batch_size rows per step.
+    accumulation = int(trainer_options.get("gradient_accumulation_steps", 1))
+    steps_per_epoch = math.ceil(train_tok.num_rows / (batch_size * _world_size() * accumulation))
     use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    args = training_arguments(
+    defaults = dict(
         output_dir=str(staging / "checkpoints"), num_train_epochs=epochs, learning_rate=learning_rate,
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=max(64, batch_size),
         weight_decay=weight_decay, warmup_steps=math.ceil(warmup_ratio * steps_per_epoch * epochs),
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="accuracy", greater_is_better=True, logging_strategy="steps",
         logging_steps=max(1, min(50, steps_per_epoch // 4)), report_to="none", seed=seed, bf16=use_bf16,
-        group_by_length=True, disable_tqdm=not progress, save_only_model=False, **trainer_options)
+        group_by_length=True, disable_tqdm=not progress, save_only_model=False, **distributed_defaults(objective))
+    args = training_arguments(**{**defaults, **trainer_options})
     writer, timer = EpochMetricsWriter(staging / "metrics.json"), EpochTimer()
     stopper = [EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else []
     callbacks = [timer, writer] + stopper
@@ -176,30 +194,39 @@ def train(
     seconds = time.perf_counter() - started
 
     best = max(writer.epochs, key=lambda row: row.get("accuracy", -1.0)) if writer.epochs else {}
-    final = staging / "model"
     objective.finalize(trainer.model)
-    trainer.save_model(str(final))  # every rank calls it (it synchronises); only rank 0 writes
-    if not trainer.is_world_process_zero():
-        return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds)
+    final = staging / "model"
+    trainer.save_model(str(final))  # every rank calls it (DeepSpeed/FSDP gather weights there); rank 0 writes
+    if trainer.is_world_process_zero():
+        _write_model_dir(trainer, objective, final, out_dir, best, seconds, timer, writer, config=dict(
+            labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None,
+            max_length=max_length, training={
+                "method": method, "objective": objective.hyperparameters(), "epochs": epochs,
+                "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
+                "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train"}))
+    # Under DDP the other ranks wait here, so that on every rank `train` returns with OUT in place.
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds,
+                       history=list(trainer.state.log_history), objective_report=objective.report())
+
+
+def _write_model_dir(trainer, objective, final: Path, out_dir: Path, best: dict, seconds: float,
+                     timer: EpochTimer, writer: EpochMetricsWriter, config: dict[str, Any]) -> None:
+    """Rank 0: complete the saved model in ``final`` (artifacts, textarmor.json, metrics), publish it as OUT."""
+    staging = final.parent
     for artifact in objective.artifacts():
         shutil.copy(artifact, final / artifact.name)
     (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings live in textarmor.json
-    config = TextArmorConfig(
-        labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None, max_length=max_length,
-        training={"method": method, "objective": objective.hyperparameters(), "epochs": epochs,
-                  "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-                  "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
-                  "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train",
-                  "train_seconds": round(seconds, 2),
-                  "seconds_per_epoch": round(seconds / max(1, len(writer.epochs)), 2),
-                  "cost": {**timer.summary(), "world_size": trainer.args.world_size},
-                  "objective_report": objective.report()},
-        metrics={"eval": best})
-    config.save(final)
+    config["training"].update({
+        "train_seconds": round(seconds, 2), "seconds_per_epoch": round(seconds / max(1, len(writer.epochs)), 2),
+        "cost": {**timer.summary(), "world_size": trainer.args.world_size,
+                 "global_batch_size": trainer.args.train_batch_size * trainer.args.world_size},
+        "objective_report": objective.report()})
+    TextArmorConfig(**config, metrics={"eval": best}).save(final)
     shutil.copy(staging / "metrics.json", final / "metrics.json")
     _publish(final, out_dir)
     shutil.rmtree(staging, ignore_errors=True)
-    return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds)
 
 
 def _compute_metrics(eval_pred):

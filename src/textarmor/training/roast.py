@@ -13,8 +13,10 @@ estimates them from ``fisher_batches`` batches of clean cross-entropy.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 
@@ -54,18 +56,29 @@ def draw_masks(probs: list[torch.Tensor], generator: torch.Generator) -> list[to
     return [torch.bernoulli(p, generator=generator) / p for p in probs]
 
 
+def mask_digest(masks: list[torch.Tensor]) -> str:
+    """A short fingerprint of which weights the masks keep: equal on every DDP rank when the masks are."""
+    digest = hashlib.sha256()
+    for mask in masks:
+        digest.update(np.packbits((mask > 0).flatten().cpu().numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
 class SelectiveTraining(TrainerCallback):
     """Draws RoAST's gradient masks at every epoch start and applies them before each optimizer step.
 
     Unlike most callbacks this one changes training, on purpose: it registers a step pre-hook on the
     optimizer (after gradient clipping and, under DDP, after the all-reduce, so every rank sees the same
     gradients) that records the Fisher scores and multiplies the gradients by the masks. Masks come from a
-    generator seeded with (seed, epoch), so all DDP ranks draw the same ones.
+    generator seeded with (seed, epoch) from Fisher scores that are identical on every rank (all-reduced for
+    the first epoch's estimate, accumulated from all-reduced gradients afterwards), so all DDP ranks draw the
+    same masks; ``digests`` records a fingerprint of each epoch's masks to check it.
     """
 
     def __init__(self, alpha: float, beta: float, fisher_batches: int):
         self.alpha, self.beta, self.fisher_batches = alpha, beta, fisher_batches
         self.densities: list[float] = []
+        self.digests: list[str] = []
         self._params: list[torch.nn.Parameter] = []
         self._masks: list[torch.Tensor] = []
         self._fisher: list[torch.Tensor] = []
@@ -95,7 +108,9 @@ class SelectiveTraining(TrainerCallback):
                                                          self._params)]
         kept = sum(int((m > 0).sum()) for m in self._masks)
         self.densities.append(round(kept / sum(m.numel() for m in self._masks), 6))
-        logger.info("RoAST epoch %d: gradient mask density %.4f", epoch, self.densities[-1])
+        self.digests.append(mask_digest(self._masks))
+        logger.info("RoAST epoch %d: gradient mask density %.4f (masks %s)", epoch, self.densities[-1],
+                    self.digests[-1])
         self._fisher = [torch.zeros_like(p, dtype=torch.float32) for p in self._params]
         self._fisher_steps = 0
 
@@ -158,7 +173,8 @@ class RoastObjective(Objective):
         return [self._selective]
 
     def report(self) -> dict:
-        return {"mask_density_per_epoch": list(self._selective.densities)}
+        return {"mask_density_per_epoch": list(self._selective.densities),
+                "mask_digest_per_epoch": list(self._selective.digests)}
 
     def loss(self, model, batch):
         data = EmbeddedBatch.from_batch(batch)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from textarmor.training.embedding_space import WEIGHT_KEY
@@ -84,6 +86,17 @@ class EpochTimer(TrainerCallback):
         mean = sum(self.seconds) / len(self.seconds) if self.seconds else None
         return {"train_seconds_per_epoch": round(mean, 3) if mean is not None else None,
                 "epoch_seconds": list(self.seconds)}
+
+
+def distributed_defaults(objective: Objective) -> dict:
+    """``TrainingArguments`` a torchrun/accelerate launch needs for this objective."""
+    options: dict = {}
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # accelerate sets up multi-process CPU training (gloo) only when told the run is on CPU.
+        options["use_cpu"] = True
+    if objective.ddp_find_unused_parameters is not None:
+        options["ddp_find_unused_parameters"] = objective.ddp_find_unused_parameters
+    return options
 
 
 def training_arguments(**kwargs) -> TrainingArguments:
