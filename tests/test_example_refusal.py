@@ -100,6 +100,7 @@ def test_example_runs_end_to_end_at_toy_size(tmp_path, tiny_base):
                for ranked in served["hf_response"])
     results_md = (out / "results.md").read_text()
     assert "| coverage at the threshold |" in results_md and "accuracy under deepwordbug" in results_md
+    assert "Explained refusals" in results_md and "top words `" in results_md
 
 
 @pytest.mark.parametrize("spec, expected", [("roast:adv_eps=0.01", ("roast", {"adv_eps": "0.01"})),

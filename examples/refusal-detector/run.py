@@ -347,8 +347,9 @@ def main(argv: list[str] | None = None) -> dict:
         "adversarial_pairs_explained": len(successful), "served": served, "seconds": timings,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "results.md").write_text(results_markdown(summary))
-    print("\n" + results_markdown(summary))
+    markdown = results_markdown(summary) + "\n" + explanations_markdown(out / "explain")
+    (out / "results.md").write_text(markdown)
+    print("\n" + markdown)
     print(f"== done in {sum(timings.values()):.0f} s; model card: {out / 'deploy' / 'hf-endpoint' / 'README.md'}")
     return summary
 
@@ -403,6 +404,32 @@ def results_markdown(s: dict) -> str:
               "Step times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in s["seconds"].items())
               + f"; total {sum(s['seconds'].values()):.0f} s.", ""]
     return "\n".join(lines)
+
+
+def top_words(explanation: dict, method: str = "ig", k: int = 3) -> str:
+    """The ``k`` words with the largest attribution toward the explained label."""
+    scores = explanation["scores"][method]
+    ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+    return ", ".join(f"`{explanation['words'][i]}`" for i in ranked)
+
+
+def explanations_markdown(explain_dir: Path) -> str:
+    """A few lines per explained refusal and adversarial pair (the HTML pages beside show every word)."""
+    lines = ["Explained refusals (robust model; words with the highest integrated-gradients attribution):"]
+    for e in json.loads((explain_dir / "refusals" / "explanations.json").read_text())["explanations"]:
+        lines.append(f"- \"{' '.join(e['words'][:12])} ...\" → {e['label']} ({e['score']:.2f}); top words "
+                     + top_words(e))
+    adversarial = explain_dir / "adversarial" / "explanations.json"
+    if adversarial.exists():
+        lines += ["", "Adversarial examples (DeepWordBug against the standard model; edits and how much support "
+                      "for the original label they removed, integrated gradients):"]
+        for c in json.loads(adversarial.read_text())["comparisons"]:
+            edits = "; ".join(f"`{' '.join(ch['original'])}` → `{' '.join(ch['adversarial'])}` "
+                              f"({ch['moved']['ig']:+.3f})" for ch in c["changes"])
+            before, after = c["original_label_score"]["original"], c["original_label_score"]["adversarial"]
+            lines.append(f"- {c['original']['label']} → {c['adversarial']['label']} (score of "
+                         f"{c['original']['label']} {before:.2f} → {after:.2f}): {edits}")
+    return "\n".join(lines) + "\n"
 
 
 def _maybe(value: float | None) -> str:
