@@ -41,10 +41,12 @@ def assert_same_rows(got: list[dict], expected: list[dict]) -> None:
 def test_ten_thousand_rows_equal_the_local_engine(local_ray, tiny_trained, tmp_path):
     rows = synthetic_rows(10_000, seed=7)
     rows[17]["text"] = "   "  # skipped and counted by both engines
-    for row in rows[::100]:
-        row["text"] = "the film and the cast"  # no sentiment word: uncertain under the threshold
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    options = dict(threshold=0.9, all_scores=True)
+    # A threshold at the median score leaves about half the rows uncertain, whatever the trained model's
+    # confidence (it varies with the threads the fixture trained with).
+    predict_file(tiny_trained, str(source), out=tmp_path / "probe.jsonl")
+    scores = sorted(json.loads(line)["score"] for line in (tmp_path / "probe.jsonl").read_text().splitlines())
+    options = dict(threshold=scores[len(scores) // 2], all_scores=True)
     local = predict_file(tiny_trained, str(source), out=tmp_path / "local.jsonl", **options)
     summary = ray_predict(tiny_trained, source, out=tmp_path / "ray", num_actors=2, batch_size=2000, **options)
 
