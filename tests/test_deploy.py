@@ -182,3 +182,22 @@ def test_package_cli(model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as unsafe:
         main(["package", str(tmp_path / "nosafe"), "--target", "azureml", "--out", str(tmp_path / "y")])
     assert unsafe.value.code == 2 and "safetensors" in capsys.readouterr().err
+
+
+def test_model_card_shows_the_given_example_and_no_local_paths(model_dir, tmp_path):
+    from textarmor.deploy import render_model_card
+
+    source = tmp_path / "card-model"
+    shutil.copytree(model_dir, source)
+    config = TextArmorConfig.load(source)
+    config.training.update(train_data="/home/alice/private/train.jsonl", eval_data="/home/alice/private/dev.jsonl")
+    config.save(source)
+    example = "I can't help with \"that\" request."
+    card = render_model_card(source, "refusals", example=example)
+
+    assert "/home/alice" not in card
+    assert "`dev.jsonl`" in card and "`train.jsonl`" in card
+    assert f"clf([{json.dumps(example)}])" in card
+    curl = next(line for line in card.splitlines() if line.strip().startswith("-d '"))
+    body = subprocess.run(["bash", "-c", f"printf '%s' {curl.strip()[3:]}"], capture_output=True, text=True).stdout
+    assert json.loads(body)["inputs"] == example  # the shell line sends the example intact, quotes included

@@ -19,6 +19,8 @@ def package(
                                                      "base model's when known, else 'other').")] = None,
     requirement: Annotated[str | None, typer.Option(help="pip line installing textarmor where the model runs "
                                                          "(default textarmor[serve]==VERSION).")] = None,
+    example: Annotated[str | None, typer.Option(help="A typical input, shown in the model card's usage "
+                                                     "snippets (default: a short movie review).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Write a deployable folder: model files, model card, requirements.txt, a Dockerfile running
@@ -33,7 +35,7 @@ def package(
     from textarmor.deploy import package as write_package
 
     result = write_package(model_dir, target=target, out=out, name=name, license=license,
-                           textarmor_requirement=requirement, overwrite=overwrite)
+                           textarmor_requirement=requirement, overwrite=overwrite, example=example)
     typer.echo(f"{result.target} package with {len(result.files)} files -> {result.out}")
     for rel in result.files:
         typer.echo(f"  {rel}")

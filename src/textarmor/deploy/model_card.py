@@ -147,7 +147,12 @@ def robustness_numbers(config: TextArmorConfig) -> list[tuple[tuple[str, ...], f
             if not path[-1].endswith("examples")]
 
 
-def render_model_card(model_dir: Path, name: str, *, license: str | None = None) -> str:
+DEFAULT_EXAMPLE = "a gripping, funny film"
+
+
+def render_model_card(model_dir: Path, name: str, *, license: str | None = None,
+                      example: str = DEFAULT_EXAMPLE) -> str:
+    """The model card (README.md with Hugging Face metadata); ``example`` is the text in its usage snippets."""
     config = TextArmorConfig.load(model_dir)
     if config is None:
         labels = json.loads((Path(model_dir) / "config.json").read_text()).get("id2label", {})
@@ -158,6 +163,8 @@ def render_model_card(model_dir: Path, name: str, *, license: str | None = None)
     return template.substitute(
         front_matter=yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(),
         name=name,
+        example_py=json.dumps(example),
+        example_json=json.dumps(example).replace("'", "'\\''"),  # inside the curl line's single quotes
         base_sentence=f" from [`{base}`](https://huggingface.co/{base})" if base else "",
         labels=", ".join(f"`{label}`" for label in config.labels),
         evaluation=_evaluation_section(config),
@@ -172,7 +179,7 @@ def _evaluation_section(config: TextArmorConfig) -> str:
     rows = [(title, evaluation[key]) for key, _, title in EVAL_METRICS if isinstance(evaluation.get(key), (int, float))]
     if not rows:
         return "No evaluation results are recorded in `textarmor.json`."
-    data = (config.training or {}).get("eval_data")
+    data = _data_name((config.training or {}).get("eval_data"))
     lines = [f"On `{data}`:" if data else "On the held-out evaluation data:", "", "| Metric | Value |", "|---|---:|"]
     lines += [f"| {title} | {_fmt(value)} |" for title, value in rows]
     extra = [f"temperature {config.temperature:g}"] + ([f"threshold {config.threshold:g}"] if config.threshold else [])
@@ -194,6 +201,14 @@ def _robustness_section(config: TextArmorConfig) -> str:
     return "\n".join(lines)
 
 
+def _data_name(value):
+    """A data reference as the card shows it: a local file by its name alone (a path on the machine that
+    trained the model means nothing to readers and can leak a user's folder names)."""
+    if isinstance(value, str) and "://" not in value and not value.startswith("builtin:") and "/" in value:
+        return Path(value).name
+    return value
+
+
 def _training_section(config: TextArmorConfig) -> str:
     training = config.training or {}
     if not training:
@@ -201,7 +216,8 @@ def _training_section(config: TextArmorConfig) -> str:
     keys = ["method", "epochs", "learning_rate", "batch_size", "max_length", "seed", "train_rows", "eval_rows",
             "train_data", "train_seconds"]
     lines = ["| Setting | Value |", "|---|---|"]
-    lines += [f"| {key} | `{training[key]}` |" for key in keys if key in training]
+    lines += [f"| {key} | `{_data_name(training[key]) if key == 'train_data' else training[key]}` |"
+              for key in keys if key in training]
     objective = training.get("objective")
     if objective:
         lines.append(f"| objective | `{json.dumps(objective, sort_keys=True)}` |")

@@ -52,12 +52,13 @@ def default_requirement() -> str:
 
 def package(model_dir: str | os.PathLike, *, target: str, out: str | os.PathLike, overwrite: bool = False,
             name: str | None = None, license: str | None = None, textarmor_requirement: str | None = None,
-            max_inputs: int = 64, max_chars: int = 10_000) -> PackageResult:
+            max_inputs: int = 64, max_chars: int = 10_000, example: str | None = None) -> PackageResult:
     """Write a deployable folder for ``target`` (``hf-endpoint`` or ``azureml``) at ``out``.
 
     ``textarmor_requirement`` is the pip line that installs textarmor where the model runs (default
     ``textarmor[serve]==<this version>``; a wheel file name or a VCS URL also works).
-    ``max_inputs``/``max_chars`` bound each request in ``handler.py`` and ``score.py``.
+    ``max_inputs``/``max_chars`` bound each request in ``handler.py`` and ``score.py``. ``example`` is the
+    text the model card's usage snippets classify.
     """
     if target not in TARGETS:
         raise ParameterError(f"target must be one of {', '.join(TARGETS)}, got {target!r}.")
@@ -76,7 +77,8 @@ def package(model_dir: str | os.PathLike, *, target: str, out: str | os.PathLike
     for item in sorted(source.iterdir()):
         if item.is_file() and item.suffix not in SKIPPED_SUFFIXES and item.name != "README.md":
             shutil.copy2(item, model_out / item.name)
-    (model_out / "README.md").write_text(render_model_card(source, name, license=license), encoding="utf-8")
+    (model_out / "README.md").write_text(render_model_card(source, name, license=license,
+                                                             **({"example": example} if example else {})), encoding="utf-8")
 
     requirement = textarmor_requirement or default_requirement()
     limits = {"max_inputs": int(max_inputs), "max_chars": int(max_chars)}
