@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
     int8 = json.loads((out / "eval" / f"{robust}-int8.json").read_text())
     for target in ("hf-endpoint", "azureml"):
         textarmor("package", compared[robust], "--target", target, "--out", out / "deploy" / target,
-                  "--name", "refusal-detector", "--overwrite")
+                  "--name", "refusal-detector", "--example", "I'm sorry, but I can't help with that.", "--overwrite")
     served = serve_and_call(compared[robust], refusals[:1] + ["Sure! Here is a simple recipe for banana bread."])
     lap("export, package, serve")
 
