@@ -77,8 +77,8 @@ def package(model_dir: str | os.PathLike, *, target: str, out: str | os.PathLike
     for item in sorted(source.iterdir()):
         if item.is_file() and item.suffix not in SKIPPED_SUFFIXES and item.name != "README.md":
             shutil.copy2(item, model_out / item.name)
-    (model_out / "README.md").write_text(render_model_card(source, name, license=license,
-                                                             **({"example": example} if example else {})), encoding="utf-8")
+    card = render_model_card(source, name, license=license, **({"example": example} if example else {}))
+    (model_out / "README.md").write_text(card, encoding="utf-8")
 
     requirement = textarmor_requirement or default_requirement()
     limits = {"max_inputs": int(max_inputs), "max_chars": int(max_chars)}
