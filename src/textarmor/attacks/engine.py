@@ -20,7 +20,8 @@ from textarmor.attacks.text import AttackedText
 
 # Examples in flight. A search asks for a few texts per round (DeepWordBug: 4), so the model batch is about
 # concurrency × that. More texts per call also means the length-sorted batches span fewer lengths: on 500
-# SST-2 examples of DeepWordBug, padding falls from 42% of the tokens run at 64 in flight to 21% at 256.
+# SST-2 examples of DeepWordBug (a replay of its calls), padding falls from 42% of the tokens at 64 in flight
+# to 21% at 256.
 DEFAULT_CONCURRENCY = 256
 
 
