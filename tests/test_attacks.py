@@ -85,6 +85,27 @@ def test_engine_batches_candidates_of_many_examples_in_one_call():
     assert all(r.status == "successful" for r in results if r.ground_truth == "negative")
 
 
+@pytest.mark.parametrize("recipe", ["deepwordbug", "typos"])
+def test_results_do_not_depend_on_how_many_examples_are_in_flight(recipe):
+    rows = synthetic_rows(20, seed=5)
+    clf = KeywordClassifier()
+    examples = [Example(i, r["text"], clf.labels.index(r["label"])) for i, r in enumerate(rows)]
+    runs = [sorted(AttackEngine(build_recipe(recipe), clf, concurrency=c, seed=1).run(examples),
+                   key=lambda r: r.index) for c in (1, 7, 256)]
+    assert [r.to_dict() for r in runs[0]] == [r.to_dict() for r in runs[1]] == [r.to_dict() for r in runs[2]]
+
+
+def test_candidates_by_index_groups_what_candidates_returns():
+    attack = build_recipe("deepwordbug")
+    text = AttackedText.from_text("the brilliant film was moving")
+    indices = [0, 1, 2, 4]
+    grouped = attack.candidates_by_index(text, text, indices, np.random.default_rng(0))
+    flat = attack.candidates(text, text, indices, np.random.default_rng(0))
+    assert len(grouped) == len(indices) and grouped[0] == []  # "the" is a stop word
+    assert [t for found in grouped for t in found] == flat and all(grouped[1:])
+    assert all(t.modified == {i} for i, found in zip(indices, grouped) for t in found)
+
+
 sentences = st.lists(st.sampled_from(POSITIVE + NEGATIVE + ["the", "film", "was", "and", "very", "plot", "it"]),
                      min_size=1, max_size=14).map(" ".join)
 
@@ -123,6 +144,14 @@ def test_pwws_swaps_only_wordnet_synonyms():
     for change in results[0].words_changed:
         lemmas = {lemma for s in wordnet().synsets(change["original"]) for lemma in s.lemma_names()}
         assert change["perturbed"] in lemmas
+
+
+@needs_wordnet
+def test_memoised_synsets_match_wordnet():
+    from textarmor.attacks.resources import synsets, wordnet
+
+    assert list(synsets("moving")) == wordnet().synsets("moving") and synsets("moving") is synsets("moving")
+    assert synsets("qzxv") == ()
 
 
 def test_attack_takes_rows_and_a_target_label_name(tmp_path):

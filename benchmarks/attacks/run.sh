@@ -12,6 +12,10 @@ N_DWB=${N_DWB:-50}
 N_PWWS=${N_PWWS:-50}
 DATA=src/textarmor/data/sst2_dev.jsonl
 ROWS=$(mktemp)
+# Per-example logs of TextAttack (one JSON line as each example finishes): a run stopped early still gives a
+# row, `.venv-textattack/bin/python benchmarks/attacks/textattack_run.py --row-from-log LOG RECIPE TOOL`.
+LOGS=${LOGS:-runs/attack-bench-logs}
+mkdir -p "$LOGS"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=src
 
 if [ ! -f "$MODEL/textarmor.json" ]; then  # the model both tools attack, made by `textarmor train`
@@ -29,10 +33,11 @@ export NLTK_DATA="$WN_ROOT:$PWD/.venv-textattack/nltk_data"
 for spec in "deepwordbug $N_DWB" "pwws $N_PWWS"; do
   set -- $spec
   if [ "${TA_DEFAULT_PAD:-0}" = 1 ]; then
-    $TA_PY benchmarks/attacks/textattack_run.py "$MODEL" "$DATA" "$1" "$2" 2>/dev/null | tail -1 >> "$ROWS"
+    $TA_PY benchmarks/attacks/textattack_run.py "$MODEL" "$DATA" "$1" "$2" --log "$LOGS/textattack_$1_pad512.jsonl" \
+      2>/dev/null | tail -1 >> "$ROWS"
   fi
   $TA_PY benchmarks/attacks/textattack_run.py "$MODEL" "$DATA" "$1" "$2" --max-length "${TA_PAD:-128}" \
-    2>/dev/null | tail -1 >> "$ROWS"
+    --log "$LOGS/textattack_$1.jsonl" 2>/dev/null | tail -1 >> "$ROWS"
   $PY benchmarks/attacks/textarmor_run.py "$MODEL" "$DATA" "$1" "$2" --device cpu 2>/dev/null | tail -1 >> "$ROWS"
 done
 $PY benchmarks/attacks/summarize.py "$ROWS" benchmarks/results/attack_parity.json

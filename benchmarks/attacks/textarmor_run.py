@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 from textarmor import Classifier
 from textarmor.attacks import attack
+from textarmor.attacks.engine import DEFAULT_CONCURRENCY
 
 
 def main() -> None:
@@ -21,7 +23,7 @@ def main() -> None:
     parser.add_argument("--max-modify-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--out", default=None, help="Also keep results.jsonl / report.html here.")
     args = parser.parse_args()
 
@@ -29,7 +31,7 @@ def main() -> None:
     # Rows read here, not through textarmor.data, so the GPU image (no `datasets` package) runs it as is.
     with open(args.data, encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines]
-    cpu_started = time.process_time()
+    cpu_started, load_before = time.process_time(), os.getloadavg()[0]
     report = attack(clf, rows, recipe=args.recipe, n=args.n, max_modify_rate=args.max_modify_rate,
                     seed=args.seed, concurrency=args.concurrency, out_dir=args.out)
     cpu = time.process_time() - cpu_started  # CPU seconds, all threads: steadier than wall time on a busy host
@@ -46,7 +48,8 @@ def main() -> None:
         "perturbed_word_pct": s["avg_perturbed_word_pct"], "avg_queries": s["avg_queries"],
         "data": args.data, "wall_s": round(report.wall_seconds, 2), "cpu_s": round(cpu, 2),
         "examples_per_s": s["examples_per_second"],
-        "device": device, "model_calls": report.settings["model_calls"],
+        "device": device, "model_calls": report.settings["model_calls"], "concurrency": args.concurrency,
+        "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # the host is shared: 1-min load
     }))
 
 

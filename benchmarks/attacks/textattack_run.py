@@ -2,7 +2,12 @@
 
 Settings matched to textarmor's recipes: the recipe's own constraints plus MaxModificationRate(0.3); stop
 words are NLTK's "english" list, which the Makefile writes from scikit-learn's list (textarmor's list).
-    NLTK_DATA=... .venv-textattack/bin/python benchmarks/attacks/textattack_run.py MODEL DATA RECIPE N
+    NLTK_DATA=... .venv-textattack/bin/python benchmarks/attacks/textattack_run.py MODEL DATA RECIPE N [--log F]
+
+``--log F`` appends one JSON line per example as TextAttack finishes it (status, queries, words changed,
+elapsed seconds), so a run stopped early still counts: ``--row-from-log F`` prints the row of the examples
+that finished, with TextAttack's metric definitions (skipped excluded from the success rate and the
+queries; perturbed-word % over successes only).
 """
 from __future__ import annotations
 
@@ -16,10 +21,31 @@ import textattack
 from textattack.attack_recipes import DeepWordBugGao2018, PWWSRen2019
 from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
 from textattack.constraints.pre_transformation import MaxModificationRate
+from textattack.loggers import Logger
 from textattack.metrics import AttackQueries, AttackSuccessRate, WordsPerturbed
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 RECIPES = {"deepwordbug": DeepWordBugGao2018, "pwws": PWWSRen2019}
+STATUS = {SuccessfulAttackResult: "successful", FailedAttackResult: "failed", SkippedAttackResult: "skipped"}
+
+
+class JsonLinesLogger(Logger):
+    """One line per finished example, flushed at once (TextAttack's own loggers write at the end)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.out = open(path, "a", encoding="utf-8")
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+
+    def log_attack_result(self, result, examples_completed=None):
+        original = result.original_result.attacked_text
+        status = next((name for cls, name in STATUS.items() if isinstance(result, cls)), "other")
+        changed = len(original.all_words_diff(result.perturbed_result.attacked_text)) if status == "successful" else 0
+        self.out.write(json.dumps({
+            "status": status, "num_queries": result.perturbed_result.num_queries, "num_words": len(original.words),
+            "words_changed": changed, "elapsed_s": round(time.perf_counter() - self.started, 2),
+            "cpu_s": round(time.process_time() - self.cpu_started, 2)}) + "\n")
+        self.out.flush()
 
 
 def main() -> None:
@@ -28,6 +54,7 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("n", type=int)
+    parser.add_argument("--log", default=None, help="Append one JSON line per finished example to this file.")
     parser.add_argument("--max-modify-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=None,
@@ -51,8 +78,12 @@ def main() -> None:
                                recipe.transformation, recipe.search_method)
     attack_args = textattack.AttackArgs(num_examples=len(rows), random_seed=args.seed, silent=True,
                                         disable_stdout=True, query_budget=None)
+    attacker = textattack.Attacker(attack, dataset, attack_args)
+    if args.log:
+        attacker.attack_log_manager = textattack.AttackArgs.create_loggers_from_args(attack_args)
+        attacker.attack_log_manager.loggers.append(JsonLinesLogger(args.log))
     started, cpu_started = time.perf_counter(), time.process_time()
-    results = textattack.Attacker(attack, dataset, attack_args).attack_dataset()
+    results = attacker.attack_dataset()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started  # CPU seconds, all threads: steadier than wall time on a busy host
 
@@ -76,10 +107,33 @@ def main() -> None:
     }))
 
 
+def row_from_log(path: str, recipe: str, tool: str) -> dict:
+    """The result row of the examples a ``--log`` file holds (a run stopped early: those that finished)."""
+    with open(path, encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
+    count = {k: sum(r["status"] == k for r in records) for k in ("successful", "failed", "skipped")}
+    attacked = [r for r in records if r["status"] != "skipped"]
+    wins = [r for r in records if r["status"] == "successful"]
+    total, wall = len(records), records[-1]["elapsed_s"]
+    return {"recipe": recipe, "tool": tool, "n": total, **count,
+            "original_accuracy": round(100 * (total - count["skipped"]) / total, 2),
+            "success_rate": round(100 * count["successful"] / len(attacked), 2) if attacked else None,
+            "accuracy_under_attack": round(100 * count["failed"] / total, 2),
+            "perturbed_word_pct": round(sum(100 * r["words_changed"] / r["num_words"] for r in wins) / len(wins), 2)
+            if wins else None,
+            "avg_queries": round(sum(r["num_queries"] for r in attacked) / len(attacked), 2) if attacked else None,
+            "wall_s": wall, "cpu_s": records[-1]["cpu_s"], "examples_per_s": round(total / wall, 4), "device": "cpu"}
+
+
 def _num(value) -> float | None:
     """Rounded, with TextAttack's NaN (no successful attack to average over) as null."""
     return None if value is None or math.isnan(float(value)) else round(float(value), 2)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) == 5 and sys.argv[1] == "--row-from-log":  # --row-from-log LOG RECIPE TOOL
+        print(json.dumps(row_from_log(*sys.argv[2:])))
+    else:
+        main()

@@ -264,7 +264,8 @@ def ray_attack(model: str | os.PathLike, data: str | os.PathLike | list[dict], *
                          if k in ("max_tokens_per_batch", "device", "dtype", "backend", "max_length")}
     runner = RayAttackRunner(str(model), recipe=recipe, num_actors=num_actors, gpus_per_actor=gpus_per_actor,
                              cpus_per_actor=cpus_per_actor, query_budget=attack_options.get("query_budget"),
-                             concurrency=attack_options.get("concurrency", 64), seed=attack_options.get("seed", 0),
+                             # Per actor call; below the local default so examples spread evenly over actors.
+                             concurrency=attack_options.get("concurrency") or 64, seed=attack_options.get("seed", 0),
                              recipe_args={"max_modify_rate": attack_options.get("max_modify_rate", 0.3),
                                           **(attack_options.get("recipe_options") or {})},
                              target=attack_options.get("target"), classifier_kwargs=classifier_kwargs)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textarmor.attacks.engine import AttackEngine, Example
+from textarmor.attacks.engine import DEFAULT_CONCURRENCY, AttackEngine, Example
 from textarmor.attacks.recipes import build_recipe, check_recipe
 from textarmor.attacks.report import AttackReport, AttackResult
 from textarmor.errors import DataError, OutputExistsError, ParameterError
@@ -26,7 +26,7 @@ RESULTS, SUMMARY, SETTINGS, HTML = "results.jsonl", "summary.json", "run.json", 
 def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int | None = None,
            query_budget: int | None = None, max_modify_rate: float | None = 0.3, seed: int = 0,
            out_dir: str | os.PathLike | None = None, resume: bool = False, target: str | None = None,
-           concurrency: int = 64, text_column: str = "text", label_column: str = "label",
+           concurrency: int | None = None, text_column: str = "text", label_column: str = "label",
            on_result: Callable[[AttackResult], None] | None = None,
            on_start: Callable[[int, list[AttackResult]], None] | None = None,
            recipe_options: dict[str, Any] | None = None, runner: Any = None,
@@ -34,8 +34,9 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
     """Attack the first ``n`` examples of ``data`` (all when ``None``) with ``recipe``.
 
     ``model`` is a model directory (or alias) or a :class:`~textarmor.Classifier`; ``data`` a file, a
-    ``builtin:`` name or a list of row dicts. ``target`` names a label
-    for a targeted attack. ``on_start(total, already_done_results)`` and ``on_result(result)`` drive progress
+    ``builtin:`` name or a list of row dicts. ``target`` names a label for a targeted attack. ``concurrency``:
+    examples in flight (default :data:`~textarmor.attacks.engine.DEFAULT_CONCURRENCY`); more gives larger
+    model batches. ``on_start(total, already_done_results)`` and ``on_result(result)`` drive progress
     displays. ``runner`` attacks the examples instead of this process's :class:`AttackEngine` (for instance
     :class:`textarmor.distributed.RayAttackRunner`): ``runner.run(examples, on_result=...)`` returns their
     results and ``runner.model_calls`` counts forward passes. Returns the :class:`AttackReport` of all
@@ -82,7 +83,8 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
         if on_result is not None:
             on_result(result)
 
-    engine = runner or AttackEngine(built, clf, query_budget=query_budget, concurrency=concurrency, seed=seed)
+    engine = runner or AttackEngine(built, clf, query_budget=query_budget,
+                                    concurrency=concurrency or DEFAULT_CONCURRENCY, seed=seed)
     started = time.perf_counter()
     try:
         new = engine.run(todo, on_result=record)

@@ -39,10 +39,17 @@ class Attack:
     def candidates(self, current: AttackedText, original: AttackedText, indices: list[int],
                    rng: np.random.Generator) -> list[AttackedText]:
         """Every transformed text at ``indices`` that all constraints accept."""
+        return [text for texts in self.candidates_by_index(current, original, indices, rng) for text in texts]
+
+    def candidates_by_index(self, current: AttackedText, original: AttackedText, indices: list[int],
+                            rng: np.random.Generator) -> list[list[AttackedText]]:
+        """The accepted candidates of each index in ``indices``, in that order (an empty list where none).
+        The pre-constraints run once for all indices: searches that rank every word ask for all at once."""
         allowed = self.modifiable(current, original)
-        out: list[AttackedText] = []
+        out: list[list[AttackedText]] = []
         for index in indices:
             if index not in allowed:
+                out.append([])
                 continue
             texts = [current.replace(index, word) for word in self.transformation(current, index, rng)
                      if word != current.words[index]]
@@ -50,7 +57,7 @@ class Attack:
                 if not texts:
                     break
                 texts = [t for t, ok in zip(texts, constraint.check(texts, current, original, index)) if ok]
-            out.extend(texts)
+            out.append(texts)
         return out
 
     def run(self, text: str, true_label: int, rng: np.random.Generator

@@ -78,11 +78,10 @@ class WordNetPartOfSpeech(PostConstraint):
     take, but cannot tell which sense the sentence uses."""
 
     def check(self, candidates, current, original, index):
-        wn = resources.wordnet()
-        old = {s.pos().replace("s", "a") for s in wn.synsets(current.words[index])}
+        old = {s.pos().replace("s", "a") for s in resources.synsets(current.words[index])}
         keep = []
         for cand in candidates:
-            new = {s.pos().replace("s", "a") for s in wn.synsets(cand.words[index])}
+            new = {s.pos().replace("s", "a") for s in resources.synsets(cand.words[index])}
             keep.append(not old or not new or bool(old & new))
         return keep
 

@@ -86,6 +86,13 @@ def wordnet():
         return WordNetCorpusReader(str(folder), None)
 
 
+@functools.lru_cache(maxsize=200_000)
+def synsets(word: str) -> tuple:
+    """WordNet's synsets of ``word``, memoised: NLTK parses every synset's data line again on each lookup,
+    which made WordNet, not the model, most of PWWS's cost per example outside the forward pass."""
+    return tuple(wordnet().synsets(word))
+
+
 @functools.lru_cache(maxsize=1)
 def stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS

@@ -89,7 +89,8 @@ class GreedyWordSwapWIR(SearchMethod):
         if self.ranking == "weighted-saliency" and len(indices):
             saliency = np.exp(importance - importance.max())
             saliency /= saliency.sum()
-            swaps = [(i, c) for i in indices for c in attack.candidates(original, original, [i], rng)]
+            per_index = attack.candidates_by_index(original, original, indices, rng)
+            swaps = [(i, c) for i, found in zip(indices, per_index) for c in found]
             best = {i: 0.0 for i in indices}
             if swaps:
                 probs = yield [c.text for _, c in swaps]

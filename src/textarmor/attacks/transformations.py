@@ -91,7 +91,7 @@ class WordNetSynonyms(Transformation):
     def __call__(self, text, index, rng):
         word = text.words[index]
         found: dict[str, None] = {}
-        for synset in resources.wordnet().synsets(word):
+        for synset in resources.synsets(word):
             for lemma in synset.lemma_names():
                 # One word by the attack's own word rule, as TextAttack's is_one_word ("well-made" counts).
                 if lemma != word and "_" not in lemma and len(split_words(lemma)[0]) == 1:
@@ -120,7 +120,7 @@ class EmbeddingNeighbours(Transformation):
 def _antonyms(word: str) -> set[str]:
     if not resources.wordnet_available():
         return set()
-    return {ant.name() for synset in resources.wordnet().synsets(word) for lemma in synset.lemmas()
+    return {ant.name() for synset in resources.synsets(word) for lemma in synset.lemmas()
             for ant in lemma.antonyms()}
 
 

@@ -22,7 +22,8 @@ def attack(
                                        "finish), summary.json and report.html."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
     target: str | None = typer.Option(None, "--target", help="Targeted attack toward this label."),
-    concurrency: int = typer.Option(64, "--concurrency", help="Examples attacked at once (bigger model batches)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="Examples attacked at once (default 256; "
+                                            "64 per actor call with --engine ray); more gives bigger model batches."),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
     batch_tokens: int = typer.Option(16384, "--batch-tokens", help="Token budget per forward pass."),
