@@ -169,7 +169,7 @@ def test_tta_entropy_gate_skips_confident_inputs():
 
 
 # ------------------------------------------------------------------ mix
-def test_mix_fixed_weight_and_detector():
+def test_mix_fixed_weight_and_detector(tmp_path):
     standard, robust = KeywordModel(), KeywordModel()
     robust.predict_proba = lambda texts, text_pairs=None: np.tile([0.2, 0.8], (len(texts), 1))
     mix = Mix(robust=robust_classifier_stub(robust), weight=0.25)
@@ -180,6 +180,11 @@ def test_mix_fixed_weight_and_detector():
     detector = MixDetector(C=10).fit(features, [0, 1] * 10)
     w = detector.weight(features[:2])
     assert w[0] < 0.5 < w[1]
+    loaded = Mix(robust=robust_classifier_stub(robust), detector=str(detector.save(tmp_path / "d.json"))).detector
+    assert loaded.weight(features[:2]) == pytest.approx(w)
+    (tmp_path / "bad.json").write_text('{"coef": [1, 2], "intercept": 0}')
+    with pytest.raises(ParameterError, match="expected 4"):
+        MixDetector.load(tmp_path / "bad.json")
 
 
 def robust_classifier_stub(model):

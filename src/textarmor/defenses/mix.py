@@ -139,6 +139,16 @@ class Mix(Defense):
         passes = (robust.forward_passes - before) / max(len(texts), 1) if before is not None else 1.0
         return clf.predict_proba(texts, text_pairs), p_robust, np.full(len(texts), passes)
 
+    def fit_detector(self, clf: Classifier, clean_texts: list[str], adversarial_texts: list[str],
+                     C: float = 1.0) -> MixDetector:
+        """Fit (and use from now on) a detector on clean texts against adversarial ones, e.g. the perturbed
+        texts of successful attacks on held-out data (never the data you report on)."""
+        texts = list(clean_texts) + list(adversarial_texts)
+        standard, robust, _ = self.components(clf, texts, None)
+        target = np.r_[np.zeros(len(clean_texts)), np.ones(len(adversarial_texts))]
+        self.detector = MixDetector(C).fit(mix_features(texts, standard, robust, self.vocabulary), target)
+        return self.detector
+
     def scores(self, clf, texts, text_pairs):
         standard, robust, robust_passes = self.components(clf, texts, text_pairs)
         if self.detector is not None:
