@@ -101,9 +101,10 @@ def report(base: Classifier, args) -> list[dict]:
     chosen = json.loads(args.tuning.read_text())["rows"] if args.tuning.exists() else []
     picked = next((r["chosen"] for r in chosen if r.get("setting") == "chosen"), {})
     settings = [(None, {})] + [(c["defense"], c["options"]) for c in picked.values()]
+    settings += [("tta", {"augmentations": "repair"})]  # ablation: typo repair alone, one pass
     settings += [("mix", {"weight": w}) for w in args.mix_weights]
-    if args.only:
-        settings = [s for s in settings if label(*s) in args.only or (s[0] or "none") in args.only]
+    if args.only:  # in the order given
+        settings = [s for want in args.only for s in settings if want in (label(*s), s[0] or "none")]
     rows_in = [{"text": t, "label": base.labels[y]} for t, y in zip(texts, labels)]
     out = []
     reference = None
