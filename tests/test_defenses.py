@@ -355,3 +355,12 @@ def test_server_answers_with_the_defended_scores(tiny_trained):
     assert [row[0]["label"] for row in body] == [row[0]["label"] for row in want]
     assert [row[0]["score"] for row in body] == pytest.approx([row[0]["score"] for row in want], rel=1e-4)
     assert health["defense"]["name"] == "tta"
+
+
+def test_attack_cli_with_a_defense_records_it(tiny_trained, synthetic_files, tmp_path, capsys):
+    out = tmp_path / "attack"
+    assert _cli(["attack", str(tiny_trained), "--data", str(synthetic_files[1]), "--recipe", "deepwordbug",
+                 "--n", "2", "--out", str(out), "--defense", "smooth", "--defense-option", "k=2"]) in (0, None)
+    settings = json.loads((out / "run.json").read_text())
+    assert settings["defense"]["name"] == "smooth" and settings["defense"]["options"]["k"] == 2
+    assert "deepwordbug: success rate" in capsys.readouterr().out
