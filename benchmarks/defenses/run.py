@@ -12,7 +12,10 @@ Runbook (2-core CPU; the GPU run is the lead's, same commands with ``--device-na
 
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py tune
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py report --attack-n 50
-    PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py certify --certify-n 200
+    PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py certify --certify-n 100 --certify-samples 50
+
+On the shared CPU the published rows ran as separate processes side by side (``--only SETTING --threads 1
+--out /tmp/part.json``), folded in with ``python benchmarks/defenses/table.py --merge /tmp/part*.json``.
 
 Writes ``benchmarks/results/defenses.json`` (rows keyed by phase and setting) and prints a Markdown table.
 """
@@ -136,7 +139,7 @@ def certify(base: Classifier, args) -> list[dict]:
     rows = []
     for rate in args.certify_rates:
         options = {"k": 8, "mode": "mask", "rate": rate, "certify": True, "certify_samples": args.certify_samples}
-        clf = defend(base, "smooth", **options)
+        clf = defend(base, "smooth", cache_size=10_000, **options)
         accuracy, passes, _ = clean(clf, texts, labels)
         predicted = clf.predict_proba(texts, calibrated=False).argmax(1)
         info = defense_metrics(clf, texts, None, predicted, labels)["certificates"]
