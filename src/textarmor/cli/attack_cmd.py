@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from textarmor.cli import app
+from textarmor.cli.defense_flags import DEFENSE_HELP, OPTION_HELP, defense_kwargs
 from textarmor.errors import ParameterError
 
 
@@ -35,6 +36,9 @@ def attack(
                                              "GPU, else one per CPU)."),
     gpus_per_actor: float | None = typer.Option(None, "--gpus-per-actor", help="ray: GPUs per actor (default 1 "
                                                    "where the cluster has GPUs, else 0)."),
+    defense: str | None = typer.Option(None, "--defense", help=DEFENSE_HELP + " The attack queries the "
+                                       "defended model."),
+    defense_option: list[str] = typer.Option([], "--defense-option", help=OPTION_HELP),
 ) -> None:
     """Attack a classifier with an adversarial (or natural-noise) recipe; metrics as TextAttack defines them.
 
@@ -45,6 +49,8 @@ def attack(
         textarmor attack runs/sst2 --data builtin:sst2-dev --recipe pwws --n 200 --out runs/pwws --resume
 
         textarmor attack runs/sst2 --data builtin:sst2-dev --recipe textfooler --engine ray --address auto
+
+        textarmor attack runs/sst2 --data builtin:sst2-dev --recipe deepwordbug --n 100 --defense tta
     """
     from textarmor.attacks import attack as run_attack
     from textarmor.cli.progress import AttackProgress
@@ -61,7 +67,8 @@ def attack(
         report = run_attack(model_dir, data, recipe=recipe, n=n, query_budget=query_budget,
                             max_modify_rate=max_modify_rate, seed=seed, out_dir=out, resume=resume, target=target,
                             concurrency=concurrency, text_column=text_column, label_column=label_column,
-                            on_start=progress.start, on_result=progress.advance, max_tokens_per_batch=batch_tokens)
+                            on_start=progress.start, on_result=progress.advance, max_tokens_per_batch=batch_tokens,
+                            **defense_kwargs(defense, defense_option))
     s = report.summary()
     typer.echo(f"{recipe}: success rate {_fmt(s['attack_success_rate'])}%  accuracy {_fmt(s['original_accuracy'])}%"
                f" -> {_fmt(s['accuracy_under_attack'])}% under attack  perturbed words "

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from textarmor.cli import app
+from textarmor.cli.defense_flags import DEFENSE_HELP, OPTION_HELP, defense_kwargs
 
 
 @app.command("evaluate")
@@ -34,6 +35,9 @@ def evaluate(
     calibration_data: str | None = typer.Option(None, "--calibration-data", help="Held-out data to fit the "
                                                 "temperature on (default: half of --data)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
+    defense: str | None = typer.Option(None, "--defense", help=DEFENSE_HELP + " With --report: adds a defence "
+                                       "column (the attacks query the defended model)."),
+    defense_option: list[str] = typer.Option([], "--defense-option", help=OPTION_HELP),
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE (10 bins); with
     --report, the robustness report: shift, attacks, calibration, anomaly detection and natural noise.
@@ -44,26 +48,38 @@ def evaluate(
 
         textarmor evaluate runs/sst2 --data builtin:sst2-dev --report runs/sst2-report --ood trec=trec.jsonl \
             --shift imdb=imdb.jsonl --attacks deepwordbug,pwws --attack-n 200
+
+        textarmor evaluate runs/sst2 --data builtin:sst2-dev --defense smooth --defense-option certify=true
+
+        textarmor evaluate runs/sst2 --data builtin:sst2-dev --report runs/tta-report --defense tta
     """
     from textarmor.evaluation import evaluate as run_evaluation
+
+    defended = defense_kwargs(defense, defense_option)
 
     if report is not None:
         from textarmor.evaluation.report import report_from_options
 
         result = report_from_options(model_dir, data, report, spec=spec, shift=shift, ood=ood, attacks=attacks,
                                      attack_n=attack_n, noise_rates=noise_rates, calibration_data=calibration_data,
-                                     overwrite=overwrite, log=lambda msg: typer.echo(msg, err=True))
+                                     overwrite=overwrite, log=lambda msg: typer.echo(msg, err=True), **defended)
         typer.echo(result)
         return
 
     metrics = run_evaluation(model_dir, data, threshold=threshold, text_column=text_column,
                              label_column=label_column, text_pair_column=text_pair_column,
-                             max_tokens_per_batch=batch_tokens, backend=backend, device=device)
+                             max_tokens_per_batch=batch_tokens, backend=backend, device=device, **defended)
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  ECE {metrics['ece']:.4f}"
                f"  (n={metrics['n']})")
     for name, row in metrics["per_class"].items():
         typer.echo(f"  {name:<16} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"F1 {row['f1']:.3f}  support {row['support']}")
+    if "defense" in metrics:
+        info = metrics["defense"]
+        typer.echo(f"defence {info['name']}: {info['passes_per_input']:g} forward passes per input")
+        for r, frac in info.get("certificates", {}).get("certified_fraction", {}).items():
+            typer.echo(f"  certified at radius {r}: {frac:.4f} "
+                       f"(certified and correct {info['certificates']['certified_accuracy'][r]:.4f})")
     if threshold is not None:
         sel = metrics["selective_accuracy"]
         typer.echo(f"threshold {threshold}: coverage {metrics['coverage']:.4f}, accuracy on accepted "

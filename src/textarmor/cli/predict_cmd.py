@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from textarmor.cli import app
+from textarmor.cli.defense_flags import DEFENSE_HELP, OPTION_HELP, defense_kwargs
 from textarmor.errors import ParameterError
 
 
@@ -44,6 +45,8 @@ def predict(
                                              "GPU, else one per CPU)."),
     gpus_per_actor: float | None = typer.Option(None, "--gpus-per-actor", help="ray: GPUs per actor (default 1 "
                                                    "where the cluster has GPUs, else 0)."),
+    defense: str | None = typer.Option(None, "--defense", help=DEFENSE_HELP),
+    defense_option: list[str] = typer.Option([], "--defense-option", help=OPTION_HELP),
 ) -> None:
     """Classify texts in batches, streaming: constant memory, output in input order.
 
@@ -56,6 +59,8 @@ def predict(
         textarmor predict runs/sst2 reviews.jsonl --coverage 0.95 --out sets.jsonl   (after calibrate)
 
         textarmor predict runs/sst2 shards/ --engine ray --address auto --num-actors 8 --out predictions/
+
+        textarmor predict runs/sst2 reviews.txt --defense smooth --defense-option k=16 --defense-option rate=0.3
     """
     from textarmor.prediction import predict_file
 
@@ -72,7 +77,7 @@ def predict(
                   all_scores=all_scores, abstain_label=abstain_label, fmt=fmt, text_column=text_column,
                   text_pair_column=text_pair_column, strict=strict, overwrite=overwrite,
                   max_tokens_per_batch=batch_tokens, coverage=coverage, conformal_method=conformal_method,
-                  backend=backend, device=device)
+                  backend=backend, device=device, **defense_kwargs(defense, defense_option))
     where = f" -> {summary.output}" if summary.output else ""
     typer.echo(f"{summary.rows} predicted, {summary.uncertain} uncertain, {summary.skipped} empty skipped{where}",
                err=True)

@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from textarmor.cli import app
+from textarmor.cli.defense_flags import DEFENSE_HELP, OPTION_HELP, defense_kwargs
 
 
 @app.command("serve")
@@ -32,6 +33,8 @@ def serve(
                                                                 "the Classifier's).")] = None,
     torch_threads: Annotated[int | None, typer.Option(help="PyTorch CPU threads (1 on a busy shared CPU; "
                                                            "default: PyTorch's choice).")] = None,
+    defense: Annotated[str | None, typer.Option("--defense", help=DEFENSE_HELP)] = None,
+    defense_option: Annotated[list[str] | None, typer.Option("--defense-option", help=OPTION_HELP)] = None,
 ) -> None:
     """Serve a model over HTTP: Hugging Face Inference Endpoints schema on POST / and /predict, Azure ML's
     POST /score, GET /health, /metrics (Prometheus) and /docs. Ctrl-C or SIGTERM finishes in-flight requests.
@@ -43,10 +46,13 @@ def serve(
         TEXTARMOR_API_KEY=change-me textarmor serve runs/sst2 --host 0.0.0.0 --port 8080
 
         curl -s localhost:8080/ -H 'Content-Type: application/json' -d '{"inputs": "a gripping, funny film"}'
+
+        textarmor serve runs/sst2 --defense tta --defense-option augmentations=repair
     """
     from textarmor.serving import serve as run_server
 
     run_server(model_dir, host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
                max_wait_ms=max_wait_ms, batching=batching, max_queue=max_queue, max_inputs=max_inputs,
                max_chars=max_chars, cors_origins=cors_origin, device=device,
-               model_batch_tokens=model_batch_tokens, torch_threads=torch_threads)
+               model_batch_tokens=model_batch_tokens, torch_threads=torch_threads,
+               **defense_kwargs(defense, defense_option or []))

@@ -14,7 +14,9 @@ def evaluate(model: str | os.PathLike | Classifier, data: str | os.PathLike, *, 
              text_column: str = "text", label_column: str = "label", text_pair_column: str | None = None,
              strict: bool = False, **classifier_kwargs) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and ECE (10 bins) of ``model``
-    on ``data``; with ``threshold``, also coverage and accuracy on the accepted predictions."""
+    on ``data``; with ``threshold``, also coverage and accuracy on the accepted predictions. A defended model
+    (``defense=`` in ``classifier_kwargs``, or a :class:`~textarmor.defenses.DefendedClassifier`) adds
+    ``defense``: its settings, forward passes per input and, for ``smooth`` with ``certify``, certificates."""
     threshold = check_threshold(threshold)
     clf = model if isinstance(model, Classifier) else Classifier.from_pretrained(model, **classifier_kwargs)
     dataset, report = load_dataset(data, text_column=text_column, label_column=label_column,
@@ -27,4 +29,9 @@ def evaluate(model: str | os.PathLike | Classifier, data: str | os.PathLike, *, 
     probs = clf.predict_proba(dataset["text"], dataset["text_pair"] if text_pair_column else None)
     metrics = classification_metrics(labels, probs, clf.labels, threshold=threshold)
     metrics["rows_skipped"] = report.rows_skipped
+    if hasattr(clf, "defense"):
+        from textarmor.defenses import defense_metrics
+
+        metrics["defense"] = defense_metrics(clf, dataset["text"], dataset["text_pair"] if text_pair_column else None,
+                                             probs.argmax(axis=1), labels)
     return metrics

@@ -12,7 +12,10 @@ One call measures a model from six angles on data the user names, and writes ``r
   in-distribution set and measured on the other half);
 - anomaly detection: AUROC and FPR at 95% TPR of max-softmax and energy scores, in-distribution against
   each out-of-distribution set;
-- natural noise: accuracy under random keyboard typos at several rates.
+- natural noise: accuracy under random keyboard typos at several rates;
+- with a defence (``ReportSpec.defense``), a defence column beside the undefended model: clean accuracy,
+  accuracy under each attack (the attack queries the defended model), forward passes per input, and for
+  ``smooth`` with ``certify`` the fraction of inputs certified at radius 1, 2 and 3 words.
 """
 from __future__ import annotations
 
@@ -48,6 +51,8 @@ class ReportSpec:
     noise_rates: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
     calibration_data: str | None = None
     seed: int = 0
+    defense: str | None = None
+    defense_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> ReportSpec:
@@ -109,6 +114,27 @@ def _attack_rows(clf: Classifier, spec: ReportSpec, texts: list[str], labels: np
                               "avg_perturbed_word_pct", "avg_queries", "wall_seconds")}
 
 
+def _defense_column(clf: Classifier, spec: ReportSpec, texts: list[str], labels: np.ndarray,
+                    report: dict[str, Any], log) -> dict[str, Any]:
+    """The undefended and the defended model side by side; every attack queries the defended model."""
+    from textarmor.defenses import defend, defense_metrics
+
+    defended = defend(clf, spec.defense, cache_size=200_000, **spec.defense_options)
+    log(f"defence {spec.defense}: clean accuracy on {len(texts)} texts")
+    predicted = defended.predict_proba(texts, calibrated=False).argmax(axis=1)
+    column: dict[str, Any] = {"clean_accuracy": float((predicted == labels).mean()), "attacks": {}}
+    column.update(defense_metrics(defended, texts, None, predicted, labels))
+    for recipe in spec.attacks:
+        log(f"defence {spec.defense}: attack {recipe}")
+        before = defended.forward_passes
+        row = _attack_rows(defended, spec, texts, labels, recipe, 1.0)
+        row["forward_passes_per_example"] = round((defended.forward_passes - before) / max(row["total"], 1), 1)
+        column["attacks"][recipe] = row
+    undefended = {"clean_accuracy": report["in_distribution"]["accuracy"], "passes_per_input": 1.0,
+                  "attacks": {r: e["raw"] for r, e in report["adversarial"].items()}}
+    return {"name": spec.defense, "options": column["options"], "columns": {"none": undefended, spec.defense: column}}
+
+
 def robustness_report(model: str | os.PathLike | Classifier, spec: ReportSpec, out_dir: str | os.PathLike, *,
                       overwrite: bool = False, store_in_model: bool = True, log=print) -> dict[str, Any]:
     """Measure ``model`` as ``spec`` says; write report.json/.md/.html to ``out_dir``; return the report."""
@@ -153,6 +179,8 @@ def robustness_report(model: str | os.PathLike | Classifier, spec: ReportSpec, o
         if abs(temperature - 1.0) > 0.05:
             entry["calibrated"] = _attack_rows(clf, spec, texts, labels, recipe, temperature)
         report["adversarial"][recipe] = entry
+    if spec.defense:
+        report["defense"] = _defense_column(clf, spec, texts, labels, report, log)
     report["noise"] = []
     for rate in spec.noise_rates:
         log(f"natural noise: typos at rate {rate} on all {len(texts)} texts")
@@ -216,7 +244,30 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += [f"| distribution shift | accuracy on {k} | {v:.2f}% |" for k, v in s["shift_accuracy"].items()]
     lines += [f"| anomaly detection | AUROC (max-softmax) vs {k} | {v:.4f} |" for k, v in s["ood_auroc_msp"].items()]
     lines += [f"| natural noise | accuracy with typos at rate {k} | {v:.2f}% |" for k, v in s["noise_accuracy"].items()]
+    if "defense" in report:
+        lines += ["", *defense_markdown(report["defense"])]
     return "\n".join(lines) + "\n"
+
+
+def defense_markdown(section: dict[str, Any]) -> list[str]:
+    """The defence table: one column per model (undefended, defended), one row per measure."""
+    names = list(section["columns"])
+    cols = [section["columns"][n] for n in names]
+    lines = [f"| measure | {' | '.join('no defence' if n == 'none' else n for n in names)} |",
+             "|---|" + "---:|" * len(names),
+             "| clean accuracy | " + " | ".join(f"{100 * c['clean_accuracy']:.2f}%" for c in cols) + " |"]
+    for recipe in cols[0]["attacks"]:
+        lines.append(f"| accuracy under {recipe} ({cols[0]['attacks'][recipe]['total']} examples) | "
+                     + " | ".join(f"{c['attacks'][recipe]['accuracy_under_attack']:.2f}%" if recipe in c["attacks"]
+                                  else "n/a" for c in cols) + " |")
+    lines.append("| forward passes per input | " + " | ".join(f"{c['passes_per_input']:g}" for c in cols) + " |")
+    certified = cols[-1].get("certificates")
+    if certified:
+        for r, frac in certified["certified_fraction"].items():
+            lines.append(f"| certified at radius {r} (accuracy) | n/a | {100 * frac:.2f}% "
+                         f"({100 * certified['certified_accuracy'][r]:.2f}%) |")
+    options = ", ".join(f"{k}={v}" for k, v in section["options"].items())
+    return lines + ["", f"Defence: {section['name']} ({options}); attacks query the defended model."]
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -231,9 +282,11 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
 
 def report_from_options(model, data: str, out_dir, *, spec=None, shift=(), ood=(), attacks: str | None = None,
                         attack_n: int | None = None, noise_rates: str | None = None,
-                        calibration_data: str | None = None, overwrite: bool = False, log=print) -> str:
+                        calibration_data: str | None = None, defense: str | None = None,
+                        defense_options: dict[str, Any] | None = None, overwrite: bool = False, log=print) -> str:
     """The CLI's entry: build a :class:`ReportSpec` from a YAML file and/or flags, run it, return the Markdown."""
     overrides = {"data": data, "attack_n": attack_n, "calibration_data": calibration_data,
+                 "defense": defense, "defense_options": defense_options or None,
                  "shift": _pairs(list(shift), "--shift") or None, "ood": _pairs(list(ood), "--ood") or None,
                  "attacks": [a.strip() for a in attacks.split(",") if a.strip()] if attacks is not None else None,
                  "noise_rates": [float(r) for r in noise_rates.split(",") if r.strip()] if noise_rates else None}
@@ -245,6 +298,10 @@ def report_from_options(model, data: str, out_dir, *, spec=None, shift=(), ood=(
 
     for recipe in report_spec.attacks:
         check_recipe(recipe)
+    if report_spec.defense:  # a bad name or option fails before the model loads
+        from textarmor.defenses import make_defense
+
+        make_defense(report_spec.defense, **report_spec.defense_options)
     report = robustness_report(model, report_spec, out_dir, overwrite=overwrite, log=log)
     return to_markdown(report) + f"\nreport written to {out_dir}/report.html (and report.json, report.md)"
 

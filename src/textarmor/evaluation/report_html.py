@@ -74,6 +74,12 @@ def _table(markdown: str) -> str:
             + "</table>")
 
 
+def _blocks(markdown: str) -> str:
+    """Markdown tables as HTML tables, other paragraphs as text (the summary may hold a defence table)."""
+    return "".join(_table(block) if block.lstrip().startswith("|") else f"<p>{html.escape(block.strip())}</p>"
+                   for block in markdown.strip().split("\n\n") if block.strip())
+
+
 def render_html(report: dict[str, Any], markdown: str) -> str:
     plots = [("Calibration", _figure_png(lambda ax: _reliability(ax, report["calibration"])))]
     if report["adversarial"]:
@@ -89,4 +95,4 @@ def render_html(report: dict[str, Any], markdown: str) -> str:
             "section{display:inline-block;vertical-align:top;margin:1em 1em 0 0}h2{font-size:1.1em}"
             "</style></head><body><h1>Robustness report</h1>"
             f"<p>Model labels: {html.escape(', '.join(report['labels']))}. In-distribution data: "
-            f"{html.escape(str(report['spec']['data']))}.</p>{_table(markdown)}{sections}</body></html>\n")
+            f"{html.escape(str(report['spec']['data']))}.</p>{_blocks(markdown)}{sections}</body></html>\n")

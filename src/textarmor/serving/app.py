@@ -50,7 +50,8 @@ ERROR_SCHEMA = {"content": {"application/json": {"example": {"error": "What went
 def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_batch_tokens: int = 8192,
                max_wait_ms: float = 5.0, max_queue: int = 256, max_inputs: int = 64, max_chars: int = 10_000,
                api_key: str | None = None, cors_origins: list[str] | None = None, batching: bool = True,
-               device: str | None = None, model_batch_tokens: int | None = None) -> FastAPI:
+               device: str | None = None, model_batch_tokens: int | None = None, defense=None,
+               defense_options: dict | None = None) -> FastAPI:
     """Build the server. A model directory is checked now and loaded once, at startup (``lifespan``).
 
     ``max_batch_tokens`` and ``max_wait_ms`` bound a merged batch; ``max_queue`` the requests that may wait
@@ -58,7 +59,9 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     ``cors_origins`` enables CORS for those origins (off by default); ``batching=False`` runs every request
     alone (batch-1 serving, through the same bounded queue). ``device`` and ``model_batch_tokens`` (the
     Classifier's token budget per forward pass, into which it cuts a merged batch after sorting by length)
-    apply when a model directory is given; on a CPU a small budget (512-1024) is fastest.
+    apply when a model directory is given; on a CPU a small budget (512-1024) is fastest. ``defense`` (a name
+    with ``defense_options``, or a ``Defense``) puts the loaded classifier behind that inference-time defence
+    (see :mod:`textarmor.defenses`); every prediction route then answers with the defended scores.
     """
     for name, value in (("max_batch_tokens", max_batch_tokens), ("max_queue", max_queue),
                         ("max_inputs", max_inputs), ("max_chars", max_chars)):
@@ -66,8 +69,17 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
             raise ParameterError(f"{name} must be a positive integer, got {value!r}.")
     if max_wait_ms < 0:
         raise ParameterError(f"max_wait_ms must be >= 0, got {max_wait_ms!r}.")
+    if defense is not None:
+        from textarmor.defenses import make_defense
+
+        if not hasattr(defense, "scores"):  # a name: check it and its options now, not at startup
+            defense = make_defense(defense, **(defense_options or {}))
     if isinstance(classifier_or_model_dir, Classifier):
         preloaded = classifier_or_model_dir
+        if defense is not None:
+            from textarmor.defenses import defend
+
+            preloaded = defend(preloaded, defense)
 
         def load() -> Classifier:
             return preloaded
@@ -76,7 +88,7 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     else:
         path = check_safetensors_dir(classifier_or_model_dir)
         options = {"max_tokens_per_batch": model_batch_tokens} if model_batch_tokens else {}
-        load = partial(Classifier.from_pretrained, path, device=device, **options)
+        load = partial(Classifier.from_pretrained, path, device=device, defense=defense, **options)
         model_name = path.name
     limits = Limits(max_inputs=max_inputs, max_chars=max_chars)
 
@@ -106,6 +118,8 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     app.state.explain_lock = asyncio.Lock()
     app.state.metrics = ServerMetrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
     app.state.info = {"model": model_name, "batching": batching, "max_inputs": max_inputs, "max_chars": max_chars}
+    if defense is not None:
+        app.state.info["defense"] = defense.describe()
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])

@@ -10,13 +10,16 @@ def serve(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 
           max_batch_tokens: int = 8192, max_wait_ms: float = 5.0, max_queue: int = 256, max_inputs: int = 64,
           max_chars: int = 10_000, batching: bool = True, cors_origins: list[str] | None = None,
           device: str | None = None, model_batch_tokens: int | None = None, torch_threads: int | None = None,
-          graceful_timeout_s: float = 30.0, log_level: str = "info") -> None:
+          graceful_timeout_s: float = 30.0, log_level: str = "info", defense: str | None = None,
+          defense_options: dict | None = None) -> None:
     """Serve ``model_dir`` until SIGINT/SIGTERM, then stop taking connections, finish in-flight requests
     (up to ``graceful_timeout_s``) and exit. The API key comes from ``api_key`` or ``$TEXTARMOR_API_KEY``.
 
     ``torch_threads`` sets PyTorch's intra-op threads for this process. On a CPU shared with other busy
     processes, 1 avoids stalls: every parallel operator waits at a barrier for its slowest thread, and a
     descheduled thread makes each of a forward pass's many operators wait a scheduler time slice.
+    ``defense``/``defense_options`` serve the model behind an inference-time defence (see
+    :mod:`textarmor.defenses`).
     """
     import uvicorn
 
@@ -30,6 +33,6 @@ def serve(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 
     app = create_app(model_dir, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, max_queue=max_queue,
                      max_inputs=max_inputs, max_chars=max_chars, api_key=api_key or os.environ.get(API_KEY_ENV),
                      cors_origins=cors_origins, batching=batching, device=device,
-                     model_batch_tokens=model_batch_tokens)
+                     model_batch_tokens=model_batch_tokens, defense=defense, defense_options=defense_options)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                 timeout_graceful_shutdown=graceful_timeout_s)

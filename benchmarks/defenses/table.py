@@ -1,0 +1,61 @@
+"""Print the Markdown tables of ``benchmarks/results/defenses.json`` (what docs/benchmarks.md shows).
+
+    python benchmarks/defenses/table.py [--merge OTHER.json ...]
+
+``--merge`` first folds rows from other result files (e.g. settings run side by side) into the results file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path("benchmarks/results/defenses.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--merge", type=Path, nargs="*", default=[])
+    args = parser.parse_args()
+    data = json.loads(RESULTS.read_text())
+    for other in args.merge:
+        new = json.loads(other.read_text())["rows"]
+        keys = {(r["phase"], r["setting"]) for r in new}
+        data["rows"] = [r for r in data["rows"] if (r.get("phase"), r.get("setting")) not in keys] + new
+    if args.merge:
+        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    rows = data["rows"]
+    tune = [r for r in rows if r["phase"] == "tune" and r["setting"] != "chosen"]
+    print("Tuning (272 sentences, clean accuracy only):\n")
+    print("| setting | clean acc | cost (points) | passes/input |\n|---|---:|---:|---:|")
+    for r in tune:
+        print(f"| `{r['setting']}` | {r['clean_acc']:.2f}% | {r['clean_cost_points']:+.2f} | "
+              f"{r['passes_per_input']:g} |")
+    report = [r for r in rows if r["phase"] == "report"]
+    base = next((r for r in report if r["defense"] == "none"), None)
+    print("\nReport (600 sentences clean; attacks on the first "
+          f"{base['attack_n'] if base else '?'} of them, querying the defended model):\n")
+    print("| defence | clean acc | deepwordbug | pwws | passes/input | passes per attacked example (dwb / pwws) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in report:
+        gain = {k: v - base["acc_under"][k] for k, v in r["acc_under"].items()} if base else {}
+        cells = [f"{r['acc_under'][k]:.1f}%" + (f" ({gain[k]:+.1f})" if base and r is not base else "")
+                 for k in ("deepwordbug", "pwws")]
+        clean = f"{r['clean_acc']:.2f}%" + (f" ({r['clean_acc'] - base['clean_acc']:+.2f})" if base and r is not base
+                                            else "")
+        passes = r["attack_forward_passes_per_example"]
+        print(f"| `{r['setting']}` | {clean} | {cells[0]} | {cells[1]} | {r['passes_per_input']:g} | "
+              f"{passes['deepwordbug']:g} / {passes['pwws']:g} |")
+    certify = [r for r in rows if r["phase"] == "certify"]
+    if certify:
+        print("\nCertificates (RanMASK, Clopper-Pearson at 95%):\n")
+        print("| setting | n | clean acc | certified r>=1 | r>=2 | r>=3 | certified & correct r>=1 |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in certify:
+            f, a = r["certified_fraction"], r["certified_accuracy"]
+            print(f"| `{r['setting']}` | {r['n']} | {r['clean_acc']:.2f}% | {100 * f['1']:.1f}% | {100 * f['2']:.1f}% "
+                  f"| {100 * f['3']:.1f}% | {100 * a['1']:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

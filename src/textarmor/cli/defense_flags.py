@@ -1,0 +1,20 @@
+"""``--defense NAME`` and ``--defense-option KEY=VALUE``, shared by predict, evaluate and serve."""
+from __future__ import annotations
+
+from typing import Any
+
+DEFENSE_HELP = ("Inference-time defence: smooth (vote over masked/synonym copies), tta (typo repair + synonym "
+                "augmentation), mix (mix in a robust model). See docs/defenses.md.")
+OPTION_HELP = ("KEY=VALUE option of --defense (repeatable), e.g. k=16, rate=0.3, certify=true, mode=synonym, "
+               "augmentations=repair, robust=runs/robust, weight=0.5.")
+
+
+def defense_kwargs(defense: str | None, items: list[str]) -> dict[str, Any]:
+    """Keyword arguments for :meth:`textarmor.Classifier.from_pretrained` (empty without a defence)."""
+    from textarmor.defenses import make_defense, parse_defense_options
+
+    options = parse_defense_options(defense, items)
+    if defense is None:
+        return {}
+    make_defense(defense, **options)  # a bad option fails before the model loads
+    return {"defense": defense, "defense_options": options}

@@ -1,0 +1,109 @@
+"""``tta``: average the scores of augmented copies (test-time augmentation in the spirit of LLM-TTA,
+"Improving Black-box Robustness with In-Context Rewriting", O'Brien et al. 2024, without an LLM).
+
+Copies: the input with one-edit typos repaired by vocabulary lookup (``repair``), and ``n`` copies with
+random WordNet synonym swaps (``synonyms``, each word swapped with probability ``rate``; stop words kept),
+drawn from the repaired text when ``repair`` is on; plus the input itself with ``include_original``.
+With ``entropy_threshold``, only inputs whose base prediction has normalised entropy (entropy / log of the
+number of labels, in [0, 1]) at least that value are augmented; the others keep the base prediction, at one
+forward pass (an input that is augmented costs that pass plus its copies).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from textarmor.classifier import Classifier
+from textarmor.defenses.base import Defense, text_rng
+from textarmor.defenses.perturb import Synonyms, swap_synonyms
+from textarmor.defenses.repair import TypoRepair
+from textarmor.errors import ParameterError
+
+AUGMENTATIONS = ("repair", "synonyms")
+
+
+class TTA(Defense):
+    """Mean probability over augmented copies.
+
+    Parameters
+    ----------
+    augmentations: comma-separated subset of ``repair``, ``synonyms`` (a list or tuple also works).
+    n: synonym-swapped copies per input.
+    rate: probability of swapping each word for a synonym.
+    include_original: also average the unmodified input.
+    entropy_threshold: augment only inputs at least this uncertain (``None``: all).
+    vocab_size: words of the typo-repair vocabulary (most frequent GloVe 6B words).
+    seed: copies depend on ``(seed, text)`` only.
+    """
+
+    name = "tta"
+    summary = "mean over typo-repaired and synonym-swapped copies, optionally only for uncertain inputs"
+    paper = "LLM-TTA: O'Brien et al. 2024, Improving Black-box Robustness with In-Context Rewriting (no LLM here)"
+
+    def __init__(self, augmentations: str = "repair,synonyms", n: int = 4, rate: float = 0.2,
+                 include_original: bool = False, entropy_threshold: float | None = None, vocab_size: int = 50_000,
+                 seed: int = 0):
+        chosen = [a.strip() for a in augmentations.split(",")] if isinstance(augmentations, str) else list(
+            augmentations)
+        unknown = [a for a in chosen if a not in AUGMENTATIONS]
+        if unknown or not chosen:
+            raise ParameterError(f"tta: augmentations must be a comma-separated subset of {AUGMENTATIONS}, "
+                                 f"got {augmentations!r}.")
+        if not isinstance(n, int) or n < 0 or ("synonyms" in chosen and n < 1):
+            raise ParameterError(f"tta: n must be a positive number of synonym copies, got {n!r}.")
+        if not 0.0 <= rate <= 1.0:
+            raise ParameterError(f"tta: rate must be in [0, 1], got {rate!r}.")
+        if entropy_threshold is not None and not 0.0 <= entropy_threshold <= 1.0:
+            raise ParameterError("tta: entropy_threshold is a normalised entropy in [0, 1], "
+                                 f"got {entropy_threshold!r}.")
+        self.augmentations = ",".join(chosen)
+        self.n, self.rate, self.include_original = n, rate, include_original
+        self.entropy_threshold, self.vocab_size, self.seed = entropy_threshold, vocab_size, seed
+        self._repair = TypoRepair(vocab_size) if "repair" in chosen else None
+        self._synonyms = Synonyms() if "synonyms" in chosen else None
+
+    def _augment(self, text: str, pair: str | None) -> list[str]:
+        base = self._repair(text) if self._repair is not None else text
+        out = [text] if self.include_original else []
+        if self._repair is not None:
+            out.append(base)
+        if self._synonyms is not None:
+            from textarmor.attacks.resources import stop_words
+
+            rng = text_rng(self.seed, text, pair)
+            out += [swap_synonyms(base, self.rate, self._synonyms, rng, skip=stop_words()) for _ in range(self.n)]
+        return out
+
+    def scores(self, clf: Classifier, texts, text_pairs):
+        n = len(texts)
+        probs = np.zeros((n, len(clf.labels)), dtype=np.float64)
+        passes = np.zeros(n, dtype=np.int64)
+        todo = list(range(n))
+        if self.entropy_threshold is not None:
+            first = clf.predict_proba(texts, text_pairs)
+            probs[:] = first
+            passes += 1
+            todo = np.flatnonzero(normalised_entropy(first) >= self.entropy_threshold).tolist()
+        flat, flat_pairs, owner = [], [] if text_pairs is not None else None, []
+        for i in todo:
+            pair = text_pairs[i] if text_pairs is not None else None
+            copies = self._augment(texts[i], pair)
+            flat += copies
+            owner += [i] * len(copies)
+            if flat_pairs is not None:
+                flat_pairs += [pair] * len(copies)
+        if flat:
+            rows = clf.predict_proba(flat, flat_pairs)
+            owner_arr = np.asarray(owner)
+            sums = np.zeros_like(probs)
+            np.add.at(sums, owner_arr, rows)
+            counts = np.bincount(owner_arr, minlength=n)
+            done = counts > 0
+            probs[done] = sums[done] / counts[done, None]
+            passes += np.bincount(owner_arr, minlength=n)
+        return probs.astype(np.float32), passes
+
+
+def normalised_entropy(probs: np.ndarray) -> np.ndarray:
+    """Entropy of each row divided by log(number of labels): 0 for a certain, 1 for a uniform prediction."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=-1) / np.log(probs.shape[-1])
