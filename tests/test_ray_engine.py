@@ -113,9 +113,21 @@ def test_attack_on_actors_gives_the_local_results(local_ray, tiny_trained, synth
     local = attack(str(tiny_trained), str(synthetic_files[1]), **options)
     remote = ray_attack(tiny_trained, synthetic_files[1], num_actors=2, out_dir=tmp_path / "run", **options)
 
-    assert [r.to_dict() for r in remote.results] == [r.to_dict() for r in local.results]
+    # Equal decisions and texts; scores equal up to float noise (actors batch other examples together, and a
+    # batch's shape moves the last digits of a forward pass).
+    assert [_rounded(r.to_dict()) for r in remote.results] == [_rounded(r.to_dict()) for r in local.results]
     assert remote.summary()["attack_success_rate"] == local.summary()["attack_success_rate"]
     assert remote.settings["model_calls"] > 0
     written = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["index"] for r in written) == list(range(12))
     assert (tmp_path / "run" / "summary.json").exists()
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 5)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
