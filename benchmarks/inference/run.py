@@ -161,7 +161,8 @@ def run_gpu(args) -> list[dict]:
             "imdb-x10": [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
-        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype)
+        rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
+                              args.compile, args.profile, args.workers_sweep)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -170,7 +171,7 @@ def run_gpu(args) -> list[dict]:
 
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
-                  dtype="bfloat16") -> list[dict]:
+                  dtype="bfloat16", compile=False, profile=False, workers_sweep=()) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -197,21 +198,61 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     if baselines:
         add("naive-batch64", "bf16", lambda: naive_scores(bf16, tokenizer, texts, "cuda"), repeats=1)
     short = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
-    clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype)
-    add("textarmor", short, lambda: clf.predict_proba(texts))
+    clf = None
+    for engine, compiled in [("textarmor", False)] + ([("textarmor-compiled", True)] if compile else []):
+        clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype, compile=compiled)
+        started = time.perf_counter()
+        add(engine, short, lambda c=clf: c.predict_proba(texts))  # its warm-up call compiles
+        if compiled:
+            rows[-1]["compile_and_first_call_s"] = round(time.perf_counter() - started - repeats * rows[-1]["wall_s"],
+                                                         1)
+        rows[-1]["tokenize_workers"] = clf.tokenize_workers
+        for workers in workers_sweep:  # how the feeding thread fares against more tokeniser threads
+            clf.tokenize_workers = workers
+            add(f"{engine}-workers{workers}", short, lambda c=clf: c.predict_proba(texts))
+            rows[-1]["tokenize_workers"] = workers
+        # The model's share alone: the same padded batches, tokenised beforehand.
+        encoded = clf._tokenize(texts, None, np.arange(len(texts)))
+        padded = [clf._pad(encoded, batch) for batch in clf.plan_batches([len(x) for x in encoded["input_ids"]])]
+        add(f"{engine}-model-only", short, lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
+        if profile:
+            print_kernel_profile(clf, padded[len(padded) // 2])
+            print_host_profile(lambda c=clf: c.predict_proba(texts))
     fast_tok_s, _ = timed(lambda: clf._tokenize(texts, None, np.arange(len(texts))), repeats=2)
     rows.append({"device": device, "dataset": name, "engine": "textarmor-tokenize-only",
                  "seq_per_s": round(len(texts) / fast_tok_s, 1),
                  "tokens_per_s": round(float(lengths.sum()) / fast_tok_s, 1)})
     print(rows[-1], flush=True)
-    # The model's share alone: the same padded batches, tokenised beforehand.
-    encoded = clf._tokenize(texts, None, np.arange(len(texts)))
-    padded = [clf._pad(encoded, batch) for batch in clf.plan_batches([len(x) for x in encoded["input_ids"]])]
-    add("textarmor-model-only", short, lambda: clf.backend.collect([clf.backend.submit(p) for p in padded]))
     clf.backend = None  # drop the model reference before freeing cached GPU memory
     gc.collect()
     torch.cuda.empty_cache()
     return rows
+
+
+def print_kernel_profile(clf, padded: dict, top: int = 15) -> None:
+    """The GPU kernels of one forward pass, by total time: where the model's share goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        clf.backend.collect([clf.backend.submit(padded)])
+        _sync()
+    shape = tuple(padded["input_ids"].shape)
+    print(f"kernels of one batch {shape}:\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=top),
+          flush=True)
+
+
+def print_host_profile(fn, top: int = 20) -> None:
+    """Where the thread that feeds the GPU spends its time in one end-to-end call."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    _sync()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    print(out.getvalue(), flush=True)
 
 
 def parity(args) -> list[dict]:
@@ -226,12 +267,15 @@ def parity(args) -> list[dict]:
     labels = {r["text"]: r["label"] for r in dev}
     names = ref_clf.labels
     rows = []
-    for dtype in ("bfloat16", "float16"):
-        fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype=dtype).predict_proba(texts)
+    variants = [("bfloat16", False), ("float16", False)] + ([("float16", True)] if args.compile else [])
+    for dtype, compiled in variants:
+        fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype=dtype,
+                                          compile=compiled).predict_proba(texts)
         accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]]
                                               for i in range(len(dev))])), 4)
                     for tag, p in (("fp32", ref), (dtype, fast))} if dev else {}
-        rows.append({"device": torch_device_name(), "engine": f"parity-{dtype}-vs-fp32",
+        engine = f"parity-{dtype}{'-compiled' if compiled else ''}-vs-fp32"
+        rows.append({"device": torch_device_name(), "engine": engine,
                      "dataset": "sst2-dev+train20k", "n": len(texts),
                      "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
                      "argmax_agreement": round(float((ref.argmax(1) == fast.argmax(1)).mean()), 5),
@@ -263,6 +307,10 @@ def main() -> None:
     gpu.add_argument("--parity-only", action="store_true")
     gpu.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"], help="textarmor's dtype")
     gpu.add_argument("--repeats", type=int, default=3)
+    gpu.add_argument("--compile", action="store_true", help="also time textarmor with compile=True")
+    gpu.add_argument("--profile", action="store_true", help="print the GPU kernels of one batch")
+    gpu.add_argument("--workers-sweep", type=int, nargs="*", default=[],
+                     help="also time textarmor with these numbers of tokeniser threads")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
     parser.add_argument("--out-name", default="inference")

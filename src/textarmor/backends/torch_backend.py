@@ -4,6 +4,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def forward_logits(model, inputs: dict, short_length: int):
+    """The model's logits, with the memory-efficient attention kernel for rows of at most ``short_length``
+    tokens: cuDNN's flash kernel (PyTorch's first choice on Hopper) wastes most of its tile on short rows
+    (attention_kernels.py on an H100: 62.8 vs 74.8 ms per 114,688 tokens at length 14, even at 48)."""
+    if inputs["input_ids"].shape[1] <= short_length:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):
+            return model(**inputs).logits
+    return model(**inputs).logits
+
+
 def auto_device() -> str:
     import torch
 
@@ -26,9 +38,10 @@ class TorchBackend:
     # Encoders whose SDPA attention takes a ready 4-D mask unchanged (transformers' mask helpers return a
     # 4-D mask as is). Handing it over skips the helpers' `padding_mask.all()` check, a GPU->CPU sync per batch.
     _PREBUILT_MASK_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
+    SHORT_LENGTH = 48  # padded length up to which forward_logits picks the memory-efficient kernel on CUDA
 
     def __init__(self, model, device: str | None = None, dtype: str | None = None,
-                 prebuilt_mask: bool | None = None):
+                 prebuilt_mask: bool | None = None, compile: bool = False):
         import torch
 
         self.device = torch.device(device or auto_device())
@@ -39,7 +52,14 @@ class TorchBackend:
             dtype = "float16" if self.device.type == "cuda" else "float32"
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self.model = model.to(self.device, dtype=self.dtype).eval()
+        # `self.model` stays the plain module (explanations and training tools use it); compiling the small
+        # function below traces it, with one graph per side of the short-row branch.
+        self._forward = torch.compile(forward_logits, dynamic=True) if compile else forward_logits
+        self._short_length = self.SHORT_LENGTH if self.device.type == "cuda" else 0
+        self.compiled = bool(compile)
         self._pin = self.device.type == "cuda"
+        self._ring: list[tuple] = [(None, None)] * 4  # pinned staging buffers, see _to_device
+        self._next_slot = 0
         if prebuilt_mask is None:
             prebuilt_mask = self.device.type == "cuda" and self._mask_compatible(model)
         self.prebuilt_mask = prebuilt_mask
@@ -53,17 +73,49 @@ class TorchBackend:
     def submit(self, encoded: dict[str, np.ndarray]):
         import torch
 
-        inputs = {}
+        inputs = self._to_device(encoded)
         if self.prebuilt_mask:
             # (batch, 1, 1, keys), True = attend: broadcast over heads and queries by SDPA.
-            encoded = dict(encoded, attention_mask=encoded["attention_mask"].astype(bool)[:, None, None, :])
+            inputs["attention_mask"] = inputs["attention_mask"].bool()[:, None, None, :]
+        # The compiled function runs under no_grad: it is traced and guarded in that mode, and inference-mode
+        # inputs would add a second set of guards.
+        with torch.no_grad() if self.compiled else torch.inference_mode():
+            return self._forward(self.model, inputs, self._short_length)
+
+    def _to_device(self, encoded: dict[str, np.ndarray]) -> dict:
+        """One host-to-device copy per batch, through a ring of reused pinned buffers.
+
+        Pinning a fresh tensor per batch calls the CUDA host allocator every time, which stalls the thread
+        that feeds the GPU; a ring of buffers is written in place and only waits for a copy issued
+        ``len(ring)`` batches earlier, which bounds how far the host runs ahead of the GPU.
+        """
+        import torch
+
+        if not self._pin:
+            return {key: torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+                    for key, array in encoded.items()}
+        total = sum(array.size for array in encoded.values())
+        slot = self._next_slot % len(self._ring)
+        self._next_slot += 1
+        buffer, copied = self._ring[slot]
+        if copied is not None:
+            copied.synchronize()
+        if buffer is None or buffer.numel() < total:
+            buffer = torch.empty(max(total, 1 << 16), dtype=torch.int64).pin_memory()
+        host = buffer.numpy()
+        offset = 0
+        for array in encoded.values():
+            host[offset:offset + array.size] = array.reshape(-1)
+            offset += array.size
+        flat = buffer[:total].to(self.device, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        self._ring[slot] = (buffer, copied)
+        inputs, offset = {}, 0
         for key, array in encoded.items():
-            tensor = torch.from_numpy(array)
-            if self._pin:
-                tensor = tensor.pin_memory()
-            inputs[key] = tensor.to(self.device, non_blocking=True)
-        with torch.inference_mode():
-            return self.model(**inputs).logits
+            inputs[key] = flat[offset:offset + array.size].view(array.shape)
+            offset += array.size
+        return inputs
 
     def collect(self, handles: list) -> list[np.ndarray]:
         import torch

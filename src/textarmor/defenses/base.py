@@ -84,6 +84,7 @@ class DefendedClassifier(Classifier):
         self.backend, self.max_length = base.backend, base.max_length
         self.max_tokens_per_batch, self.max_batch_size = base.max_tokens_per_batch, base.max_batch_size
         self.tokenize_chunk = base.tokenize_chunk
+        self.tokenize_workers = base.tokenize_workers
         self.cache_size = cache_size
         self._cache = type(base._cache)()
         self.num_queries = 0
