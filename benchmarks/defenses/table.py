@@ -36,7 +36,7 @@ def main() -> None:
               f"{r['passes_per_input']:g} |")
     report = [r for r in rows if r["phase"] == "report"]
     base = next((r for r in report if r["setting"] == "none"), None)  # the standard model undefended
-    print("\nReport (600 sentences clean; attacks on the first "
+    print(f"\nReport ({base['n'] if base else '?'} sentences clean; attacks on the first "
           f"{base['attack_n'] if base else '?'} of them, querying the defended model):\n")
     print("| defence | clean acc | deepwordbug | pwws | passes/input | passes per attacked example (dwb / pwws) |")
     print("|---|---:|---:|---:|---:|---:|")
