@@ -21,7 +21,7 @@ CERTIFY_N=${CERTIFY_N:-300}
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} TOKENIZERS_PARALLELISM=false
 RUN=("$PYTHON" benchmarks/defenses/run.py --model "$STANDARD" --robust-model "$ROBUST" --out "$OUT"
-     --tuning "$OUT" --device-name "$DEVICE" --attack-concurrency 512)
+     --tuning "$OUT" --device-name "$DEVICE")
 started=$SECONDS
 "${RUN[@]}" tune ${FAMILIES:+--families $FAMILIES}
 echo "tune: $((SECONDS - started)) s"
