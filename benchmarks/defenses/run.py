@@ -8,14 +8,24 @@ measures the chosen settings on the report part: clean accuracy on all 600, accu
 the first ``--attack-n`` of them (every attack queries the defended model), forward passes per input, and for
 ``smooth`` with certificates the fraction certified at radius 1, 2 and 3 words.
 
-Runbook (2-core CPU; the GPU run is the lead's, same commands with ``--device-name``):
+With ``--robust-model DIR`` (a model trained with a robust objective, e.g. pgd or freelb) the benchmark adds
+the robust model undefended, the robust model under the chosen ``tta`` setting, and ``mix`` of the standard
+and the robust model: (a) the largest ``--mix-weights`` robust share whose clean cost against the *standard*
+undefended model on the tuning part is at most 1.5 points, and (b) the fitted detector, a
+:class:`~textarmor.defenses.MixDetector` fitted in ``tune`` on the tuning texts against the successful
+adversarial examples of attacking the standard model on those same tuning texts (never on report texts).
+Without it, a ``mix`` stand-in (the standard model behind typo repair as the "robust" side) is reported and
+labelled as such.
+
+Runbook (2-core CPU; the GPU run is ``benchmarks/defenses/gpu.sh``, same phases):
 
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py tune
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py report --attack-n 50
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py certify --certify-n 100 --certify-samples 50
 
-On the shared CPU the published rows ran as separate processes side by side (``--only SETTING --threads 1
---out /tmp/part.json``), folded in with ``python benchmarks/defenses/table.py --merge /tmp/part*.json``.
+``report --jobs N`` runs the settings as N processes side by side (each with its own part file) and merges
+their rows into ``--out`` in the settings' order; by hand: ``--only SETTING --threads 1 --out /tmp/part.json``,
+then ``python benchmarks/defenses/table.py --merge /tmp/part*.json``.
 
 Writes ``benchmarks/results/defenses.json`` (rows keyed by phase and setting) and prints a Markdown table.
 """
@@ -23,8 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,43 +47,99 @@ import numpy as np
 from textarmor import Classifier
 from textarmor.attacks import attack
 from textarmor.data import LabelMap, load_dataset
-from textarmor.defenses import Mix, defend, defense_metrics
+from textarmor.defenses import Mix, MixDetector, defend, defense_metrics
 
 MODEL = "/work/main/runs/demo-sst2"
+DATA = "builtin:sst2-dev"
+TUNE_SIZE = 272
 RECIPES = ("deepwordbug", "pwws")
 MAX_CLEAN_COST = 1.5  # points of clean accuracy a defence may cost (the issue's goal)
+STANDIN_WEIGHT = 0.5  # mix stand-in (no robust model given): fixed share of the typo-repaired copy
+DETECTOR = "tuning-fit"  # the `detector` option's value in labels: fitted in `tune`, kept in the chosen row
 
 # Candidate settings, weakest first within each family; `tune` keeps the last one within MAX_CLEAN_COST.
+# The larger-k SAFER and larger-n / entropy-gated tta families aim at pwws (synonym substitution).
 CANDIDATES = {
     "smooth-mask": [("smooth", {"k": 8, "mode": "mask", "rate": r}) for r in (0.1, 0.2, 0.3, 0.4)],
     "smooth-synonym": [("smooth", {"k": 8, "mode": "synonym", "rate": r}) for r in (0.2, 0.4, 0.6)],
+    "smooth-synonym-k16": [("smooth", {"k": 16, "mode": "synonym", "rate": r}) for r in (0.2, 0.4, 0.6, 0.8)],
+    "smooth-synonym-k32": [("smooth", {"k": 32, "mode": "synonym", "rate": r}) for r in (0.2, 0.4, 0.6, 0.8)],
     "tta": [("tta", {"augmentations": "repair"}),
             *[("tta", {"augmentations": "repair,synonyms", "n": 4, "rate": r}) for r in (0.1, 0.2, 0.3)]],
+    "tta-n8": [("tta", {"augmentations": "repair,synonyms", "n": 8, "rate": r}) for r in (0.1, 0.2, 0.3, 0.4)],
+    "tta-n16": [("tta", {"augmentations": "repair,synonyms", "n": 16, "rate": r}) for r in (0.1, 0.2, 0.3, 0.4)],
+    # synonyms only where the standard model is unsure: pwws pushes inputs towards the boundary
+    "tta-uncertain": [("tta", {"augmentations": "repair,synonyms", "n": 16, "rate": r, "entropy_threshold": 0.5})
+                      for r in (0.2, 0.3, 0.4, 0.5)],
 }
 
 
-def split(clf: Classifier) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
-    dataset, _ = load_dataset("builtin:sst2-dev")
+@dataclass
+class Models:
+    """The models a setting may use: the standard one, the robust one (``--robust-model``) and the mix
+    detector fitted in ``tune`` (``None`` until then)."""
+
+    standard: Classifier
+    standard_dir: str
+    robust: Classifier | None = None
+    robust_dir: str | None = None
+    detector: MixDetector | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One benchmark row's defence: ``model`` is ``standard`` or ``robust`` (the model the defence wraps)."""
+
+    name: str | None
+    options: dict
+    model: str = "standard"
+
+    @property
+    def label(self) -> str:
+        text = "none" if self.name is None else self.name + "(" + ", ".join(
+            f"{k}={v}" for k, v in self.options.items()) + ")"
+        return text if self.model == "standard" else f"{self.model}/{text}"
+
+    def matches(self, want: str) -> bool:
+        return want == self.label or (self.model == "standard" and want == (self.name or "none"))
+
+
+def split(clf: Classifier, data: str = DATA, tune_size: int = TUNE_SIZE):
+    """``((tuning texts, labels), (report texts, labels))``: one random permutation (seed 0) of ``data``."""
+    dataset, _ = load_dataset(data)
     texts = list(dataset["text"])
-    labels = np.asarray(LabelMap(clf.labels).encode(dataset["label"], source="sst2-dev"))
+    labels = np.asarray(LabelMap(clf.labels).encode(dataset["label"], source=str(data)))
     order = np.random.default_rng(0).permutation(len(texts))
-    tune, report = order[:272], order[272:]
+    tune, report = order[:tune_size], order[tune_size:]
     return ([texts[i] for i in tune], labels[tune]), ([texts[i] for i in report], labels[report])
 
 
-def build(base: Classifier, name: str | None, options: dict):
-    if name is None:
+def build(models: Models, setting: Setting):
+    """The classifier that ``setting`` describes."""
+    base = models.standard if setting.model == "standard" else models.robust
+    if base is None:
+        raise SystemExit(f"{setting.label} needs --robust-model DIR")
+    if setting.name is None:
         return base
-    if name == "mix":  # the cheap second model: the same model behind typo repair (no robust model exists yet)
+    if setting.name == "mix-standin":  # no robust model: the same model behind typo repair stands in for one
         robust = defend(base, "tta", cache_size=200_000, augmentations="repair")
-        return defend(base, Mix(robust=robust, weight=options["weight"]), cache_size=200_000)
-    return defend(base, name, cache_size=200_000, **options)
+        return defend(base, Mix(robust=robust, weight=setting.options["weight"]), cache_size=200_000)
+    if setting.name == "mix":
+        if models.robust is None:
+            raise SystemExit("mix needs --robust-model DIR (or use the mix-standin rows)")
+        if setting.options.get("detector") == DETECTOR:
+            if models.detector is None:
+                raise SystemExit("mix(detector) needs the detector fitted by `tune` (run tune with --robust-model)")
+            return defend(base, Mix(robust=models.robust, detector=models.detector), cache_size=200_000)
+        return defend(base, Mix(robust=models.robust, weight=setting.options["weight"]), cache_size=200_000)
+    return defend(base, setting.name, cache_size=200_000, **setting.options)
 
 
-def label(name: str | None, options: dict) -> str:
-    if name is None:
-        return "none"
-    return name + "(" + ", ".join(f"{k}={v}" for k, v in options.items()) + ")"
+def model_fields(models: Models, setting: Setting) -> dict:
+    """Which model(s) a row used."""
+    uses_robust = setting.model == "robust" or setting.name == "mix"
+    return {"model": models.robust_dir if setting.model == "robust" else models.standard_dir,
+            "robust_model": models.robust_dir if uses_robust else None}
 
 
 def clean(clf, texts, labels) -> tuple[float, float, float]:
@@ -79,115 +150,241 @@ def clean(clf, texts, labels) -> tuple[float, float, float]:
     return accuracy, passes, time.perf_counter() - started
 
 
-def tune(base: Classifier, args) -> list[dict]:
-    (texts, labels), _ = split(base)
-    reference, _, _ = clean(base, texts, labels)
+def fit_detector(models: Models, texts: list[str], labels: np.ndarray, args) -> tuple[MixDetector | None, dict]:
+    """Fit the mix detector on tuning data only: the tuning texts (clean) against the successful adversarial
+    examples of attacking the standard model on the first ``--detector-n`` tuning texts."""
+    n = min(args.detector_n, len(texts))
+    rows = [{"text": t, "label": models.standard.labels[y]} for t, y in zip(texts, labels)]
+    adversarial = []
+    for recipe in args.recipes:
+        report = attack(models.standard, rows, recipe=recipe, n=n, seed=0, concurrency=args.attack_concurrency)
+        adversarial += [r.perturbed_text for r in report.results if r.status == "successful"]
+    info = {"clean_texts": len(texts), "adversarial_texts": len(adversarial), "attacked": n,
+            "recipes": list(args.recipes), "data": "tuning split only"}
+    if not adversarial:
+        return None, {**info, "note": "no successful attack on the tuning texts: detector not fitted"}
+    detector = Mix(robust=models.robust).fit_detector(models.standard, texts, adversarial)
+    return detector, {**info, "coef": detector.coef_.tolist(), "intercept": detector.intercept_, "C": detector.C}
+
+
+def detector_from(info: dict) -> MixDetector | None:
+    if "coef" not in info:
+        return None
+    detector = MixDetector(info["C"])
+    detector.coef_, detector.intercept_ = np.asarray(info["coef"], dtype=float), float(info["intercept"])
+    return detector
+
+
+def tune(models: Models, args) -> list[dict]:
+    (texts, labels), _ = split(models.standard, args.data, args.tune_size)
+    reference, _, _ = clean(models.standard, texts, labels)
+    families = args.families or list(CANDIDATES)
+    candidates = [(family, Setting(name, options)) for family in families for name, options in CANDIDATES[family]]
+    if models.robust is not None:  # robust share, weakest first; cost measured against the standard model
+        candidates += [("mix", Setting("mix", {"weight": w})) for w in sorted(args.mix_weights)]
     rows, chosen = [], {}
-    for family, settings in CANDIDATES.items():
-        for name, options in settings:
-            accuracy, passes, seconds = clean(build(base, name, options), texts, labels)
-            cost = round(100 * (reference - accuracy), 2)
-            print(f"{family:15s} {label(name, options):60s} clean {100 * accuracy:.2f} (cost {cost})", flush=True)
-            rows.append({"phase": "tune", "setting": label(name, options), "family": family, "defense": name,
-                         "options": options, "n": len(texts), "clean_acc": round(100 * accuracy, 2),
-                         "clean_cost_points": cost, "passes_per_input": passes, "seconds": round(seconds, 1)})
-            if cost <= MAX_CLEAN_COST:
-                chosen[family] = {"defense": name, "options": options}
-    rows.append({"phase": "tune", "setting": "chosen", "undefended_clean_acc": round(100 * reference, 2),
-                 "chosen": chosen, "rule": f"strongest candidate per family with clean cost <= {MAX_CLEAN_COST} "
-                                           "points on the 272 tuning sentences"})
+    for family, setting in candidates:
+        accuracy, passes, seconds = clean(build(models, setting), texts, labels)
+        cost = round(100 * (reference - accuracy), 2)
+        print(f"{family:18s} {setting.label:70s} clean {100 * accuracy:.2f} (cost {cost})", flush=True)
+        rows.append({"phase": "tune", "setting": setting.label, "family": family, "defense": setting.name,
+                     "options": setting.options, **model_fields(models, setting), "n": len(texts),
+                     "clean_acc": round(100 * accuracy, 2), "clean_cost_points": cost, "passes_per_input": passes,
+                     "seconds": round(seconds, 1)})
+        if cost <= MAX_CLEAN_COST:
+            chosen[family] = {"defense": setting.name, "options": setting.options}
+    summary = {"phase": "tune", "setting": "chosen", "undefended_clean_acc": round(100 * reference, 2),
+               "chosen": chosen, "model": models.standard_dir, "robust_model": models.robust_dir,
+               "rule": f"strongest candidate per family with clean cost <= {MAX_CLEAN_COST} points on the "
+                       f"{len(texts)} tuning sentences, against the standard model undefended"}
+    if models.robust is not None:
+        models.detector, summary["detector"] = fit_detector(models, texts, labels, args)
+        if models.detector is not None:  # informational: the detector variant is not picked by the rule
+            setting = Setting("mix", {"detector": DETECTOR})
+            accuracy, passes, _ = clean(build(models, setting), texts, labels)
+            rows.append({"phase": "tune", "setting": setting.label, "family": "mix-detector", "defense": "mix",
+                         "options": setting.options, **model_fields(models, setting), "n": len(texts),
+                         "clean_acc": round(100 * accuracy, 2),
+                         "clean_cost_points": round(100 * (reference - accuracy), 2), "passes_per_input": passes})
+    rows.append(summary)
     return rows
 
 
-def report(base: Classifier, args) -> list[dict]:
-    _, (texts, labels) = split(base)
-    chosen = json.loads(args.tuning.read_text())["rows"] if args.tuning.exists() else []
-    picked = next((r["chosen"] for r in chosen if r.get("setting") == "chosen"), {})
-    settings = [(None, {})] + [(c["defense"], c["options"]) for c in picked.values()]
-    settings += [("tta", {"augmentations": "repair"})]  # ablation: typo repair alone, one pass
-    settings += [("mix", {"weight": w}) for w in args.mix_weights]
+def report_settings(models: Models, args) -> list[Setting]:
+    """The settings ``report`` measures, from the tuning rows: all fixed before any attack on report data."""
+    tuned = json.loads(args.tuning.read_text())["rows"] if args.tuning.exists() else []
+    summary = next((r for r in tuned if r.get("setting") == "chosen"), {})
+    picked = dict(summary.get("chosen", {}))
+    mix = picked.pop("mix", None)
+    settings = [Setting(None, {})] + [Setting(c["defense"], c["options"]) for c in picked.values()]
+    settings += [Setting("tta", {"augmentations": "repair"})]  # ablation: typo repair alone, one pass
+    if models.robust is None:
+        settings += [Setting("mix-standin", {"robust": "standard+typo-repair", "weight": STANDIN_WEIGHT})]
+    else:
+        settings += [Setting(None, {}, model="robust")]
+        if "tta" in picked:
+            settings += [Setting("tta", picked["tta"]["options"], model="robust")]
+        if mix is not None:
+            settings += [Setting("mix", mix["options"])]
+        models.detector = detector_from(summary.get("detector", {}))
+        if models.detector is not None:
+            settings += [Setting("mix", {"detector": DETECTOR})]
     if args.only:  # in the order given
-        settings = [s for want in args.only for s in settings if want in (label(*s), s[0] or "none")]
-    rows_in = [{"text": t, "label": base.labels[y]} for t, y in zip(texts, labels)]
+        settings = [s for want in args.only for s in settings if s.matches(want)]
+    unique = {s.label: s for s in reversed(settings)}  # a chosen setting may equal the ablation: one row each
+    return sorted(unique.values(), key=settings.index)
+
+
+def report(models: Models, args) -> list[dict]:
+    settings = report_settings(models, args)
+    if args.jobs > 1 and len(settings) > 1:
+        return report_parallel(settings, args)
+    _, (texts, labels) = split(models.standard, args.data, args.tune_size)
+    rows_in = [{"text": t, "label": models.standard.labels[y]} for t, y in zip(texts, labels)]
     out = []
-    reference = None
-    for name, options in settings:
-        clf = build(base, name, options)
+    for setting in settings:
+        clf = build(models, setting)
         accuracy, passes, seconds = clean(clf, texts, labels)
-        reference = accuracy if name is None else reference
-        row = {"phase": "report", "setting": label(name, options), "defense": name or "none", "options": options,
-               "n": len(texts), "clean_acc": round(100 * accuracy, 2), "passes_per_input": round(passes, 3),
+        row = {"phase": "report", "setting": setting.label, "defense": setting.name or "none",
+               "options": setting.options, **model_fields(models, setting), "n": len(texts),
+               "clean_acc": round(100 * accuracy, 2), "passes_per_input": round(passes, 3),
                "attack_n": args.attack_n, "acc_under": {}, "attack_forward_passes_per_example": {},
                "attack_seconds": {}}
-        for recipe in RECIPES:
+        for recipe in args.recipes:
             before = getattr(clf, "forward_passes", clf.num_queries)
-            result = attack(clf, rows_in, recipe=recipe, n=args.attack_n, seed=0).summary()
+            result = attack(clf, rows_in, recipe=recipe, n=args.attack_n, seed=0,
+                            concurrency=args.attack_concurrency).summary()
             row["acc_under"][recipe] = result["accuracy_under_attack"]
             row["attack_forward_passes_per_example"][recipe] = round(
                 (getattr(clf, "forward_passes", clf.num_queries) - before) / args.attack_n, 1)
             row["attack_seconds"][recipe] = result["wall_seconds"]
-            print(f"{row['setting']:60s} {recipe}: {result['accuracy_under_attack']:.1f}%", flush=True)
+            print(f"{row['setting']:70s} {recipe}: {result['accuracy_under_attack']:.1f}%", flush=True)
         row["device"] = args.device_name
         out.append(row)
-        _merge(args.out, [row])  # keep what is done if a later setting is interrupted
+        _merge(args.out, [row], args)  # keep what is done if a later setting is interrupted
     return out
 
 
-def certify(base: Classifier, args) -> list[dict]:
-    _, (texts, labels) = split(base)
-    texts, labels = texts[:args.certify_n], labels[:args.certify_n]
-    rows = []
-    for rate in args.certify_rates:
-        options = {"k": 8, "mode": "mask", "rate": rate, "certify": True, "certify_samples": args.certify_samples}
-        clf = defend(base, "smooth", cache_size=10_000, **options)
-        accuracy, passes, _ = clean(clf, texts, labels)
-        predicted = clf.predict_proba(texts, calibrated=False).argmax(1)
-        info = defense_metrics(clf, texts, None, predicted, labels)["certificates"]
-        row = {"phase": "certify", "setting": label("smooth", options), "defense": "smooth", "options": options,
-               "n": len(texts), "clean_acc": round(100 * accuracy, 2), "alpha": info["alpha"],
-               "certified_fraction": info["certified_fraction"], "certified_accuracy": info["certified_accuracy"],
-               "device": args.device_name}
-        print(row, flush=True)
-        rows.append(row)
-        _merge(args.out, [row])
+def report_parallel(settings: list[Setting], args) -> list[dict]:
+    """Run ``settings`` as ``--jobs`` processes (round robin, each its own part file and CPU threads) and merge
+    their rows into ``--out`` in the settings' order. Every setting is deterministic on its own (attack seed 0,
+    defence copies seeded by text), so the split does not change any number."""
+    jobs = min(args.jobs, len(settings))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with tempfile.TemporaryDirectory(prefix="defenses-") as tmp:
+        parts, procs = [], []
+        for j in range(jobs):
+            part = Path(tmp) / f"part{j}.json"
+            labels = [s.label for s in settings[j::jobs]]
+            argv = [sys.executable, __file__, *args.argv, "--jobs", "1", "--threads", str(threads),
+                    "--out", str(part), "--only", *labels]
+            procs.append(subprocess.Popen(argv))
+            parts.append(part)
+        failed = [p.args for p in procs if p.wait() != 0]
+        rows = [r for part in parts if part.exists() for r in json.loads(part.read_text())["rows"]]
+    order = {s.label: i for i, s in enumerate(settings)}
+    rows.sort(key=lambda r: order[r["setting"]])
+    _merge(args.out, rows, args)
+    if failed:
+        raise SystemExit(f"{len(failed)} report process(es) failed; finished rows are in {args.out}")
     return rows
 
 
-def _merge(path: Path, rows: list[dict]) -> None:
+def certify(models: Models, args) -> list[dict]:
+    _, (texts, labels) = split(models.standard, args.data, args.tune_size)
+    texts, labels = texts[:args.certify_n], labels[:args.certify_n]
+    rows = []
+    for rate in args.certify_rates:
+        setting = Setting("smooth", {"k": 8, "mode": "mask", "rate": rate, "certify": True,
+                                     "certify_samples": args.certify_samples})
+        clf = defend(models.standard, "smooth", cache_size=10_000, **setting.options)
+        accuracy, passes, _ = clean(clf, texts, labels)
+        predicted = clf.predict_proba(texts, calibrated=False).argmax(1)
+        info = defense_metrics(clf, texts, None, predicted, labels)["certificates"]
+        row = {"phase": "certify", "setting": setting.label, "defense": "smooth", "options": setting.options,
+               **model_fields(models, setting), "n": len(texts), "clean_acc": round(100 * accuracy, 2),
+               "alpha": info["alpha"], "certified_fraction": info["certified_fraction"],
+               "certified_accuracy": info["certified_accuracy"], "device": args.device_name}
+        print(row, flush=True)
+        rows.append(row)
+        _merge(args.out, [row], args)
+    return rows
+
+
+def _merge(path: Path, rows: list[dict], args) -> None:
     existing = json.loads(path.read_text())["rows"] if path.exists() else []
     keys = {(r["phase"], r["setting"]) for r in rows}
     kept = [r for r in existing if (r.get("phase"), r.get("setting")) not in keys]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"benchmark": "inference-time defences", "model": MODEL,
-                                "data": "SST-2 dev (builtin:sst2-dev), split 272 tuning / 600 report (seed 0)",
+    path.write_text(json.dumps({"benchmark": "inference-time defences", "model": args.model,
+                                "robust_model": args.robust_model,
+                                "data": f"{args.data}, split {args.tune_size} tuning / rest report (seed 0)",
                                 "rows": kept + rows}, indent=2) + "\n")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", choices=["tune", "report", "certify"])
-    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--model", default=MODEL, help="the standard model")
+    parser.add_argument("--robust-model", default=None, help="a robustly trained model (pgd, freelb, ...)")
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--tune-size", type=int, default=TUNE_SIZE)
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES))
     parser.add_argument("--attack-n", type=int, default=50)
-    parser.add_argument("--mix-weights", type=float, nargs="*", default=[0.5])
+    parser.add_argument("--attack-concurrency", type=int, default=None,
+                        help="examples in flight per attack (larger gives larger GPU batches)")
+    parser.add_argument("--detector-n", type=int, default=TUNE_SIZE,
+                        help="tuning texts attacked to fit the mix detector")
+    parser.add_argument("--families", nargs="*", choices=list(CANDIDATES), default=None,
+                        help="tune only these candidate families (default: all)")
+    parser.add_argument("--mix-weights", type=float, nargs="*", default=[0.25, 0.5, 0.75, 1.0],
+                        help="candidate robust shares for mix (tune keeps the largest within the clean cost)")
     parser.add_argument("--only", nargs="*", help="report only these settings (labels or defence names)")
+    parser.add_argument("--jobs", type=int, default=1, help="report settings as this many parallel processes")
     parser.add_argument("--certify-n", type=int, default=200)
     parser.add_argument("--certify-samples", type=int, default=100)
     parser.add_argument("--certify-rates", type=float, nargs="*", default=[0.3, 0.9])
+    parser.add_argument("--device", default=None, help="torch device (default: CUDA when available)")
     parser.add_argument("--device-name", default=f"{platform.machine()} CPU, 2 cores (shared)")
+    parser.add_argument("--max-tokens-per-batch", type=int, default=None,
+                        help="default 4096 on CPU, 65536 on CUDA")
+    parser.add_argument("--max-batch-size", type=int, default=None, help="default 256 on CPU, 1024 on CUDA")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/defenses.json"))
     parser.add_argument("--tuning", type=Path, default=Path("benchmarks/results/defenses.json"),
                         help="where `tune` wrote the chosen settings")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 per process when "
                         "running several settings side by side)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --jobs passes on to its processes
+    return args
+
+
+def load_models(args) -> Models:
+    import torch
+
+    on_gpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    sizes = {"max_tokens_per_batch": args.max_tokens_per_batch or (65536 if on_gpu else 4096),
+             "max_batch_size": args.max_batch_size or (1024 if on_gpu else 256)}
+    standard = Classifier.from_pretrained(args.model, device=args.device, cache_size=200_000, **sizes)
+    robust = None
+    if args.robust_model:
+        robust = Classifier.from_pretrained(args.robust_model, device=args.device, cache_size=200_000, **sizes)
+        if robust.labels != standard.labels:
+            raise SystemExit(f"--robust-model labels {robust.labels} differ from --model labels {standard.labels}")
+    return Models(standard, str(args.model), robust, str(args.robust_model) if args.robust_model else None)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    base = Classifier.from_pretrained(args.model, cache_size=200_000, max_tokens_per_batch=4096)
-    rows = {"tune": tune, "report": report, "certify": certify}[args.phase](base, args)
+    models = load_models(args)
+    rows = {"tune": tune, "report": report, "certify": certify}[args.phase](models, args)
     if args.phase == "tune":
-        _merge(args.out, rows)
+        _merge(args.out, rows, args)
+    return rows
 
 
 if __name__ == "__main__":

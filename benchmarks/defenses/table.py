@@ -1,6 +1,6 @@
 """Print the Markdown tables of ``benchmarks/results/defenses.json`` (what docs/benchmarks.md shows).
 
-    python benchmarks/defenses/table.py [--merge OTHER.json ...]
+    python benchmarks/defenses/table.py [--results FILE.json] [--merge OTHER.json ...]
 
 ``--merge`` first folds rows from other result files (e.g. settings run side by side) into the results file.
 """
@@ -15,16 +15,19 @@ RESULTS = Path("benchmarks/results/defenses.json")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--merge", type=Path, nargs="*", default=[])
     args = parser.parse_args()
-    data = json.loads(RESULTS.read_text())
+    data = json.loads(args.results.read_text())
     for other in args.merge:
         new = json.loads(other.read_text())["rows"]
         keys = {(r["phase"], r["setting"]) for r in new}
         data["rows"] = [r for r in data["rows"] if (r.get("phase"), r.get("setting")) not in keys] + new
     if args.merge:
-        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+        args.results.write_text(json.dumps(data, indent=2) + "\n")
     rows = data["rows"]
+    print(f"Standard model: `{data.get('model')}`; robust model: `{data.get('robust_model') or 'none'}` "
+          "(rows prefixed `robust/` wrap the robust model; `mix` rows mix the two).\n")
     tune = [r for r in rows if r["phase"] == "tune" and r["setting"] != "chosen"]
     print("Tuning (272 sentences, clean accuracy only):\n")
     print("| setting | clean acc | cost (points) | passes/input |\n|---|---:|---:|---:|")
@@ -32,8 +35,8 @@ def main() -> None:
         print(f"| `{r['setting']}` | {r['clean_acc']:.2f}% | {r['clean_cost_points']:+.2f} | "
               f"{r['passes_per_input']:g} |")
     report = [r for r in rows if r["phase"] == "report"]
-    base = next((r for r in report if r["defense"] == "none"), None)
-    print("\nReport (600 sentences clean; attacks on the first "
+    base = next((r for r in report if r["setting"] == "none"), None)  # the standard model undefended
+    print(f"\nReport ({base['n'] if base else '?'} sentences clean; attacks on the first "
           f"{base['attack_n'] if base else '?'} of them, querying the defended model):\n")
     print("| defence | clean acc | deepwordbug | pwws | passes/input | passes per attacked example (dwb / pwws) |")
     print("|---|---:|---:|---:|---:|---:|")
