@@ -13,14 +13,16 @@ if [ "$#" -ne 4 ]; then
   sed -n 2,10p "$0" >&2
   exit 2
 fi
-STANDARD=$(realpath -m "$1") ROBUST=$(realpath -m "$2") OUT=$(realpath -m "$3") DEVICE=$4  # before the cd below
+STANDARD=$(realpath -m "$1") OUT=$(realpath -m "$3") DEVICE=$4  # before the cd below
+ROBUST_ARGS=()  # an empty ROBUST_DIR leaves out the robust-model and mix rows
+[ -n "$2" ] && ROBUST_ARGS=(--robust-model "$(realpath -m "$2")")
 PYTHON=${PYTHON:-.venv/bin/python}
 JOBS=${JOBS:-6}
 ATTACK_N=${ATTACK_N:-300}
 CERTIFY_N=${CERTIFY_N:-300}
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} TOKENIZERS_PARALLELISM=false
-RUN=("$PYTHON" benchmarks/defenses/run.py --model "$STANDARD" --robust-model "$ROBUST" --out "$OUT"
+RUN=("$PYTHON" benchmarks/defenses/run.py --model "$STANDARD" "${ROBUST_ARGS[@]}" --out "$OUT"
      --tuning "$OUT" --device-name "$DEVICE")
 started=$SECONDS
 "${RUN[@]}" tune ${FAMILIES:+--families $FAMILIES}

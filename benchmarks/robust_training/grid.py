@@ -58,11 +58,13 @@ def run_config(config: dict, args: argparse.Namespace, rest: Path, selection: Pa
            "hyperparameters": training["objective"], "device": args.device_name, "epochs": args.epochs,
            "batch_size": args.batch_size, "learning_rate": config.get("lr", args.lr), "max_length": args.max_length,
            "train_rows": training["train_rows"], "seconds_per_epoch": training["seconds_per_epoch"]}
-    for split, data, n_attack in (("selection", selection, args.select_attack_n), ("dev", args.dev, None)):
+    splits = (("selection", selection, args.select_attack_n, args.select_recipes),
+              ("dev", args.dev, None, args.recipes))
+    for split, data, n_attack, recipes in splits:
         metrics = evaluate(str(result.model_dir), str(data))
         row[f"{split}_clean_acc"], row[f"{split}_ece"] = round(metrics["accuracy"], 4), round(metrics["ece"], 4)
         row[f"{split}_acc_under"] = {}
-        for recipe in args.recipes:
+        for recipe in recipes:
             started = time.perf_counter()
             report = attack(str(result.model_dir), str(data), recipe=recipe, n=n_attack)
             row[f"{split}_acc_under"][recipe] = report.summary()["accuracy_under_attack"]
@@ -94,7 +96,9 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, required=True, help="JSON list of {name, method, options[, lr]}")
     parser.add_argument("--select-rows", type=int, default=2000)
     parser.add_argument("--select-attack-n", type=int, default=500)
-    parser.add_argument("--recipes", nargs="+", default=["deepwordbug", "pwws"])
+    parser.add_argument("--recipes", nargs="+", default=["deepwordbug", "pwws", "textfooler"], help="on dev")
+    parser.add_argument("--select-recipes", nargs="+", default=["deepwordbug", "pwws"],
+                        help="on the selection split (what choosing a config looks at)")
     parser.add_argument("--max-train-rows", type=int, default=None, help="a random subset of the rest of train")
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--lr", type=float, default=5e-5)

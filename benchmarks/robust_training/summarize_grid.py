@@ -15,11 +15,15 @@ from pathlib import Path
 RECIPES = ("deepwordbug", "pwws", "textfooler")
 
 
-def load_rows(paths: list[Path]) -> list[dict]:
-    rows = []
-    for path in paths:
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if "error" not in row]
+def load_rows(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """(rows to report, every row). A later file's config replaces an earlier file's config of the same name;
+    each row keeps its file as ``run``, since epoch times compare only within one run (GPU sharing differs)."""
+    every = []
+    for run, path in enumerate(paths):
+        every += [dict(json.loads(line), run=run) for line in path.read_text().splitlines() if line.strip()]
+    every = [row for row in every if "error" not in row]
+    latest = {(row["backbone"], row["name"]): row for row in every}
+    return [row for row in every if latest[(row["backbone"], row["name"])] is row], every
 
 
 def select_best(rows: list[dict], max_clean_loss: float) -> dict[str, str]:
@@ -27,7 +31,7 @@ def select_best(rows: list[dict], max_clean_loss: float) -> dict[str, str]:
     best = {}
     for backbone in {row["backbone"] for row in rows}:
         group = [row for row in rows if row["backbone"] == backbone]
-        standard = next(row for row in group if row["name"] == "standard")
+        standard = [row for row in group if row["name"] == "standard"][-1]
         floor = standard["selection_clean_acc"] - max_clean_loss / 100
         eligible = [row for row in group if row["name"] != "standard" and row["selection_clean_acc"] >= floor]
         if eligible:
@@ -35,16 +39,19 @@ def select_best(rows: list[dict], max_clean_loss: float) -> dict[str, str]:
     return best
 
 
-def result_rows(rows: list[dict], best: dict[str, str]) -> list[dict]:
+def result_rows(rows: list[dict], every: list[dict], best: dict[str, str], textattack: dict) -> list[dict]:
     out = []
     for row in rows:
-        standard = next(r for r in rows if r["backbone"] == row["backbone"] and r["name"] == "standard")
+        standard = next(r for r in every if r["backbone"] == row["backbone"] and r["name"] == "standard"
+                        and r["run"] == row["run"])
         out.append({
             "backbone": row["backbone"], "method": row["method"], "config": row["name"],
             "hyperparameters": row["hyperparameters"], "clean_acc": row["dev_clean_acc"],
             "acc_under": {recipe: row["dev_acc_under"].get(recipe) for recipe in RECIPES},
             "attack_n": row["dev_attack_n"],
-            "textattack_acc_under": {"deepwordbug": None, "pwws": None}, "ece": row["dev_ece"],
+            "textattack_acc_under": textattack.get(f"{row['backbone']}/{row['name']}",
+                                                   {"deepwordbug": None, "pwws": None}),
+            "ece": row["dev_ece"],
             "seconds_per_epoch": row["seconds_per_epoch"],
             "epoch_time_ratio": round(row["seconds_per_epoch"] / standard["seconds_per_epoch"], 2),
             "device": row["device"], "selected": best.get(row["backbone"]) == row["name"],
@@ -57,14 +64,20 @@ def result_rows(rows: list[dict], best: dict[str, str]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| backbone | config | dev clean | dev deepwordbug | dev pwws | ECE | selection clean | "
-             "selection pwws | s/epoch (shared GPU) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    def pct(value) -> str:
+        return "–" if value is None else f"{value:.2f}%"
+
+    lines = ["| backbone | config | dev clean | dev deepwordbug | dev pwws | dev textfooler | ECE | selection clean | "
+             "selection pwws | s/epoch (shared GPU) | epoch time vs standard |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         name = f"**{row['config']}** (selected)" if row["selected"] else row["config"]
+        under = row["acc_under"]
         lines.append(
-            f"| {row['backbone']} | {name} | {row['clean_acc'] * 100:.2f}% | {row['acc_under']['deepwordbug']:.2f}% | "
-            f"{row['acc_under']['pwws']:.2f}% | {row['ece']:.3f} | {row['selection']['clean_acc'] * 100:.2f}% | "
-            f"{row['selection']['acc_under']['pwws']:.2f}% | {row['seconds_per_epoch']:.0f} |")
+            f"| {row['backbone']} | {name} | {row['clean_acc'] * 100:.2f}% | {pct(under['deepwordbug'])} | "
+            f"{pct(under['pwws'])} | {pct(under['textfooler'])} | {row['ece']:.3f} | "
+            f"{row['selection']['clean_acc'] * 100:.2f}% | {row['selection']['acc_under']['pwws']:.2f}% | "
+            f"{row['seconds_per_epoch']:.0f} | {row['epoch_time_ratio']:.2f}× |")
     return "\n".join(lines)
 
 
@@ -73,10 +86,13 @@ def main() -> None:
     parser.add_argument("rows", type=Path, nargs="+")
     parser.add_argument("--max-clean-loss", type=float, default=1.5, help="points of selection clean accuracy")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/robust_training.json"))
+    parser.add_argument("--textattack", type=Path, default=None,
+                        help="JSON {'BACKBONE/CONFIG': {recipe: accuracy under TextAttack's attack, 'n': N}}")
     args = parser.parse_args()
-    rows = load_rows(args.rows)
+    rows, every = load_rows(args.rows)
     best = select_best(rows, args.max_clean_loss)
-    results = result_rows(rows, best)
+    textattack = json.loads(args.textattack.read_text()) if args.textattack else {}
+    results = result_rows(rows, every, best, textattack)
     args.out.write_text(json.dumps({"benchmark": "robust_training", "selection_rule":
                                     f"highest selection pwws accuracy within {args.max_clean_loss} points of "
                                     "standard's selection clean accuracy", "rows": results}, indent=2) + "\n")
