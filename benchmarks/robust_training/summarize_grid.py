@@ -90,6 +90,8 @@ def main() -> None:
                         help="JSON {'BACKBONE/CONFIG': {recipe: accuracy under TextAttack's attack, 'n': N}}")
     args = parser.parse_args()
     rows, every = load_rows(args.rows)
+    backbones = list(dict.fromkeys(row["backbone"] for row in rows))
+    rows.sort(key=lambda row: (backbones.index(row["backbone"]), -row["run"]))  # newest run first (stable)
     best = select_best(rows, args.max_clean_loss)
     textattack = json.loads(args.textattack.read_text()) if args.textattack else {}
     results = result_rows(rows, every, best, textattack)
