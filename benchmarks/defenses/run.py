@@ -37,7 +37,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,20 +270,24 @@ def report_parallel(settings: list[Setting], args) -> list[dict]:
     defence copies seeded by text), so the split does not change any number."""
     jobs = min(args.jobs, len(settings))
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with tempfile.TemporaryDirectory(prefix="defenses-") as tmp:
-        parts, procs = [], []
-        for j in range(jobs):
-            part = Path(tmp) / f"part{j}.json"
-            labels = [s.label for s in settings[j::jobs]]
-            argv = [sys.executable, __file__, *args.argv, "--jobs", "1", "--threads", str(threads),
-                    "--out", str(part), "--only", *labels]
-            procs.append(subprocess.Popen(argv))
-            parts.append(part)
-        failed = [p.args for p in procs if p.wait() != 0]
-        rows = [r for part in parts if part.exists() for r in json.loads(part.read_text())["rows"]]
+    # Part files sit beside --out (not in a temporary folder) so that a run cut short keeps every finished
+    # setting; they are removed once merged.
+    parts, procs = [], []
+    for j in range(jobs):
+        part = args.out.with_name(f"{args.out.stem}.part{j}.json")
+        part.unlink(missing_ok=True)
+        labels = [s.label for s in settings[j::jobs]]
+        argv = [sys.executable, __file__, *args.argv, "--jobs", "1", "--threads", str(threads),
+                "--out", str(part), "--only", *labels]
+        procs.append(subprocess.Popen(argv))
+        parts.append(part)
+    failed = [p.args for p in procs if p.wait() != 0]
+    rows = [r for part in parts if part.exists() for r in json.loads(part.read_text())["rows"]]
     order = {s.label: i for i, s in enumerate(settings)}
     rows.sort(key=lambda r: order[r["setting"]])
     _merge(args.out, rows, args)
+    for part in parts:
+        part.unlink(missing_ok=True)
     if failed:
         raise SystemExit(f"{len(failed)} report process(es) failed; finished rows are in {args.out}")
     return rows
