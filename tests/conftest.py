@@ -58,7 +58,12 @@ def tiny_base(tmp_path_factory) -> Path:
     config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id,
                            bos_token_id=0, eos_token_id=2, num_labels=2)
-    RobertaForSequenceClassification(config).save_pretrained(root, safe_serialization=True)
+    import torch
+
+    with torch.random.fork_rng():  # the same weights whichever tests ran first
+        torch.manual_seed(1)
+        model = RobertaForSequenceClassification(config)
+    model.save_pretrained(root, safe_serialization=True)
     return root
 
 
