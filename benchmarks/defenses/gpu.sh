@@ -2,7 +2,7 @@
 # The defences benchmark on one GPU: tune, report (--attack-n 300, settings as parallel processes) and
 # certify for a standard and a robust model, writing OUT_JSON (not the committed results file), then the table.
 #
-#   benchmarks/defenses/gpu.sh STANDARD_DIR ROBUST_DIR OUT_JSON "DEVICE_NAME"
+#   benchmarks/defenses/gpu.sh STANDARD_DIR ROBUST_DIR OUT_JSON "DEVICE_NAME"   (ROBUST_DIR "" for none)
 #   e.g. benchmarks/defenses/gpu.sh runs/sst2-minilm runs/sst2-minilm-pgd /tmp/defenses-h100.json "1x H100 80GB, 16 CPU cores"
 #
 # Environment: PYTHON (default .venv/bin/python), JOBS (report processes, default 6), ATTACK_N (default 300),

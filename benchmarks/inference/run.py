@@ -206,11 +206,12 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         if compiled:
             rows[-1]["compile_and_first_call_s"] = round(time.perf_counter() - started - repeats * rows[-1]["wall_s"],
                                                          1)
-        rows[-1]["tokenize_workers"] = clf.tokenize_workers
+        default_workers = rows[-1]["tokenize_workers"] = clf.tokenize_workers
         for workers in workers_sweep:  # how the feeding thread fares against more tokeniser threads
             clf.tokenize_workers = workers
             add(f"{engine}-workers{workers}", short, lambda c=clf: c.predict_proba(texts))
             rows[-1]["tokenize_workers"] = workers
+        clf.tokenize_workers = default_workers
         # The model's share alone: the same padded batches, tokenised beforehand.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
         padded = [clf._pad(encoded, batch) for batch in clf.plan_batches([len(x) for x in encoded["input_ids"]])]
@@ -308,7 +309,8 @@ def main() -> None:
     gpu.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"], help="textarmor's dtype")
     gpu.add_argument("--repeats", type=int, default=3)
     gpu.add_argument("--compile", action="store_true", help="also time textarmor with compile=True")
-    gpu.add_argument("--profile", action="store_true", help="print the GPU kernels of one batch")
+    gpu.add_argument("--profile", action="store_true",
+                     help="print the GPU kernels of one batch and a host profile of one call")
     gpu.add_argument("--workers-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with these numbers of tokeniser threads")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",

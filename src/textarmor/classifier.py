@@ -118,6 +118,9 @@ class Classifier:
         id2label = getattr(self.model_config, "id2label", None) or {}
         self.labels = list(config.labels) if config else [id2label[i] for i in sorted(id2label)]
         self.config = config or TextArmorConfig(labels=self.labels)
+        if compile and backend is not None:
+            raise ParameterError("compile=True applies to the torch backend only; drop it for this backend "
+                                 "(an exported ONNX model is already a compiled graph).")
         self.backend = backend if backend is not None else TorchBackend(model, device=device, dtype=dtype,
                                                                         compile=compile)
         self.max_length = max_length or self._model_max_length()

@@ -77,8 +77,7 @@ class TorchBackend:
         if self.prebuilt_mask:
             # (batch, 1, 1, keys), True = attend: broadcast over heads and queries by SDPA.
             inputs["attention_mask"] = inputs["attention_mask"].bool()[:, None, None, :]
-        # The compiled function runs under no_grad: it is traced and guarded in that mode, and inference-mode
-        # inputs would add a second set of guards.
+        # Eager runs use inference mode (the cheapest); the compiled function is traced under plain no_grad.
         with torch.no_grad() if self.compiled else torch.inference_mode():
             return self._forward(self.model, inputs, self._short_length)
 
