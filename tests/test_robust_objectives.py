@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from tests.conftest import synthetic_rows
+from tests.conftest import NEGATIVE, POSITIVE, synthetic_rows
+from textarmor.attacks.resources import wordnet_available
 from textarmor.training import TrainingContext, make_objective
 from textarmor.training.roast import SelectiveTraining, draw_masks, keep_probabilities
+
+needs_wordnet = pytest.mark.skipif(not wordnet_available(), reason="WordNet 3.0 is not installed: "
+                                   "apt-get install wordnet-base wordnet-sense-index (make test does it as root)")
 
 # Perturbation sizes scaled to the tiny model's embeddings (hidden 32, std 0.02): the defaults are sized
 # for RoBERTa-base and would drown this model's signal.
@@ -19,7 +24,12 @@ TINY_OPTIONS = {
     "freelb": {"adv_init_mag": 0.02, "adv_max_norm": 0.02, "adv_lr": 0.01},
     "roast": {"adv_eps": 0.005},
     "rift": {"adv_init_mag": 0.02, "adv_max_norm": 0.02, "adv_lr": 0.01, "rift_w_kl": 1.0},
+    "ascc": {"synonyms": lambda word: _TINY_SYNONYMS.get(word, []), "ascc_beta": 1.0},
 }
+# Synonym groups of the synthetic task's filler words (whole tokens in the tiny BPE; the keywords are not):
+# what WordNet is to PWWS.
+_TINY_GROUPS = (["film", "movie"], ["plot", "story", "script"], ["acting", "cast"], ["really", "quite"])
+_TINY_SYNONYMS = {w: [v for v in group if v != w] for group in _TINY_GROUPS for w in group}
 
 
 def tiny_setup(tiny_base, method: str, seed: int = 0):
@@ -193,3 +203,77 @@ def objective_tokenizer(tiny_base):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_base)
+
+
+def test_synonym_table_lists_single_token_synonyms_and_nothing_for_other_tokens(tiny_base):
+    from textarmor.training.synonyms import SynonymTable
+
+    tokenizer = objective_tokenizer(tiny_base)
+    table = SynonymTable.build(tokenizer, width=4, lookup=lambda word: _TINY_SYNONYMS.get(word, []),
+                               skip=frozenset({"the"}))
+    def token(word):
+        ids = tokenizer.encode(" " + word, add_special_tokens=False)
+        return ids[0] if len(ids) == 1 else None
+
+    for group in _TINY_GROUPS:
+        for word in group:
+            row = table.ids[token(word)][table.valid[token(word)]].tolist()
+            assert row == [token(word)] + [token(v) for v in group if v != word]  # the lookup's order
+    multi = [w for w in POSITIVE + NEGATIVE if token(w) is None]
+    assert multi, "some keywords are several tokens in the tiny BPE"
+    wide = SynonymTable.build(tokenizer, width=2, lookup=lambda word: ["story", "script"] if word == "plot" else [])
+    assert wide.ids[token("plot")].tolist() == [token("plot"), token("story")]  # at most width - 1
+    the = tokenizer.encode(" the", add_special_tokens=False)[0]
+    for token in [the, tokenizer.pad_token_id, tokenizer.cls_token_id]:
+        assert table.valid[token].tolist() == [True, False, False, False]  # stop word, special tokens
+    assert (table.ids[~table.valid] == np.repeat(np.arange(len(table.ids))[:, None], 4, 1)[~table.valid]).all()
+
+
+def test_ascc_weights_are_convex_over_valid_synonyms_and_raise_the_loss(tiny_base):
+    from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy, unwrap
+
+    model, objective, batches = tiny_setup(tiny_base, "ascc")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(24):  # a model whose scores depend on its input
+        model(**batches[step % len(batches)]).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    data = EmbeddedBatch.from_batch(batches[0])
+    candidates, ok = objective.candidates(data.input_ids, data.mask.squeeze(-1))
+    assert ok[..., 1:].any(), "the batch should contain keywords with synonyms"
+    assert not ok[..., 1:][data.mask.squeeze(-1) == 0].any()  # padding never moves
+    embedding = unwrap(model).get_input_embeddings()
+    torch.manual_seed(0)
+    weights = objective.attack(model, data, embedding(candidates).detach(), ok)
+    assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:2]))
+    assert (weights[~ok] == 0).all() and (weights >= 0).all()
+    assert model.training  # the search ran in eval mode and restored the mode
+    model.eval()
+    with torch.no_grad():
+        adversarial = (weights.unsqueeze(-1) * embedding(candidates)).sum(-2)
+        clean_loss = cross_entropy(data.forward(model, data.embed(model)).logits, data.labels).mean()
+        adv_loss = cross_entropy(data.forward(model, adversarial).logits, data.labels).mean()
+    assert adv_loss > clean_loss
+
+
+@needs_wordnet
+def test_wordnet_synonym_table_of_a_real_vocabulary(tmp_path, monkeypatch):
+    from textarmor.models import load_tokenizer, resolve_model_path
+    from textarmor.training.synonyms import SynonymTable
+
+    monkeypatch.setenv("TEXTARMOR_CACHE", str(tmp_path))
+    try:
+        tokenizer = load_tokenizer(resolve_model_path("minilm-l6"))
+    except Exception as error:  # the bundled MiniLM is an optional extra
+        pytest.skip(f"minilm-l6 is not installed: {error}")
+    table = SynonymTable.for_tokenizer(tokenizer, width=8)
+    vocab = tokenizer.get_vocab()
+    movie = table.ids[vocab["movie"]][table.valid[vocab["movie"]]].tolist()
+    assert vocab["film"] in movie and movie[0] == vocab["movie"]
+    assert table.valid[vocab["the"]].sum() == 1 and table.valid[vocab["##ing"]].sum() == 1
+    assert 0.2 < table.coverage() < 0.8
+    cached = list((tmp_path / "synonym_tables").glob("*.npz"))
+    assert len(cached) == 1
+    again = SynonymTable.for_tokenizer(tokenizer, width=8)  # read back, not rebuilt
+    assert np.array_equal(again.ids, table.ids) and np.array_equal(again.valid, table.valid)

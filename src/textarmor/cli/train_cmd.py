@@ -47,7 +47,7 @@ def train(
                               "folder or hub id."),
     eval_data: str | None = typer.Option(None, "--eval-data", help="Evaluated each epoch; default: the bundled "
                                             "dev set for builtin:sst2, else 10% of the training rows."),
-    method: str = typer.Option("standard", "--method", help="standard, pgd, freelb, roast or rift, optionally "
+    method: str = typer.Option("standard", "--method", help="standard, pgd, freelb, roast, rift or ascc, optionally "
                                "+augment (e.g. roast+augment); see Methods below."),
     epochs: float = typer.Option(3, "--epochs"),
     lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (linear warm-up 6%, then linear decay)."),

@@ -32,6 +32,10 @@ METHODS: dict[str, MethodInfo] = {
         "Dong et al. 2021, How Should Pre-Trained Language Models Be Fine-Tuned Towards Adversarial "
         "Robustness?, NeurIPS",
         "rift_w_kl=10 rift_w_mi=0.1 rift_temperature=0.2 rift_proj_dim=256 + the pgd adversary options"),
+    "ascc": MethodInfo(
+        "adversary over convex combinations of each word's synonym embeddings (WordNet), CE + beta KL",
+        "Dong et al. 2021, Towards Robustness Against Natural Language Word Substitutions, ICLR",
+        "ascc_steps=3 ascc_lr=10 ascc_sparsity=1.0 ascc_beta=4 ascc_width=8 ascc_init_std=0.1"),
     "augment": MethodInfo(
         "attack the training set every N epochs and train on the successful adversarial examples "
         "(add to any method: roast+augment)",

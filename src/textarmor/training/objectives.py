@@ -183,4 +183,4 @@ def make_objective(method: str, **kwargs) -> Objective:
 
 # The objective modules register themselves; importing them here makes the registry complete whichever
 # module is imported first (they import this one, whose names above already exist).
-from textarmor.training import pgd, rift, roast  # noqa: E402,F401
+from textarmor.training import ascc, pgd, rift, roast  # noqa: E402,F401

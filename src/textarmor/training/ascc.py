@@ -1,0 +1,122 @@
+"""ASCC (Dong et al. 2021): adversarial training over the convex hulls of synonym embeddings.
+
+Each token's word embedding is replaced by a convex combination ``sum_s w_s E[syn_s]`` of the embeddings of
+the token and its single-token synonyms (:class:`~textarmor.training.synonyms.SynonymTable`, WordNet: the
+words PWWS substitutes). The adversary searches the weights: ``w = softmax(phi)`` over each token's valid
+synonyms, ``phi`` from a small random start (near the hull's centre, as in the official code), ``ascc_steps``
+Adam steps at learning rate ``ascc_lr`` maximising the cross-entropy minus ``ascc_sparsity`` times the mean
+entropy of ``w`` (low entropy keeps the combination near one real substitution). The model runs in eval
+mode during the search (no dropout). Training loss, as the TextDefender/RIFT reference implementations:
+
+    CE(clean) + ascc_beta * KL(p_clean || p_adv)
+
+with the clean and adversarial inputs in one forward pass of twice the batch.
+
+Unlike ``pgd``/``freelb``, whose ball is the same in every direction, this adversary moves only towards real
+synonyms, so its robustness is aimed at word-substitution attacks; tokens without synonyms (sub-words, stop
+words) stay as they are.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from textarmor.errors import ParameterError
+from textarmor.training.catalogue import METHODS
+from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy, kl_divergence, unwrap
+from textarmor.training.objectives import Objective, TrainingContext, register
+from textarmor.training.synonyms import Lookup, SynonymTable
+
+
+@register
+class ASCCObjective(Objective):
+    """CE on clean inputs + KL to the worst convex combination of synonym embeddings."""
+
+    name = "ascc"
+    summary, paper = METHODS["ascc"].summary, METHODS["ascc"].paper
+
+    def __init__(self, ascc_steps: int = 3, ascc_lr: float = 10.0, ascc_sparsity: float = 1.0,
+                 ascc_beta: float = 4.0, ascc_width: int = 8, ascc_init_std: float = 0.1,
+                 synonyms: Lookup | None = None):
+        if int(ascc_steps) < 1:
+            raise ParameterError(f"ascc_steps must be at least 1, got {ascc_steps}.")
+        if int(ascc_width) < 2:
+            raise ParameterError(f"ascc_width must be at least 2 (a token and one synonym), got {ascc_width}.")
+        for key, value in (("ascc_lr", ascc_lr), ("ascc_sparsity", ascc_sparsity), ("ascc_beta", ascc_beta),
+                           ("ascc_init_std", ascc_init_std)):
+            if float(value) < 0:
+                raise ParameterError(f"{key} must be non-negative, got {value}.")
+        self.ascc_steps, self.ascc_width = int(ascc_steps), int(ascc_width)
+        self.ascc_lr, self.ascc_sparsity = float(ascc_lr), float(ascc_sparsity)
+        self.ascc_beta, self.ascc_init_std = float(ascc_beta), float(ascc_init_std)
+        self._lookup = synonyms  # a word -> synonyms callable (tests); None: WordNet, cached per vocabulary
+        self._table: SynonymTable | None = None
+        self._tensors: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def setup(self, context: TrainingContext) -> None:
+        tokenizer = context.tokenizer
+        if tokenizer is None:
+            raise ParameterError("ascc needs the model's tokenizer to build its synonym table.")
+        self._table = (SynonymTable.build(tokenizer, self.ascc_width, self._lookup) if self._lookup
+                       else SynonymTable.for_tokenizer(tokenizer, self.ascc_width))
+        self._tensors = {}
+
+    def report(self) -> dict[str, Any]:
+        return {"synonym_coverage": round(self._table.coverage(), 4)} if self._table is not None else {}
+
+    def candidates(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Synonym token ids ``(batch, seq, width)`` and their validity (padding: only the token itself)."""
+        if self._table is None:
+            raise RuntimeError("ASCCObjective.setup(context) must run before training (train() calls it).")
+        device = input_ids.device
+        if device not in self._tensors:
+            self._tensors[device] = (torch.from_numpy(self._table.ids).to(device),
+                                     torch.from_numpy(self._table.valid).to(device))
+        ids, valid = self._tensors[device]
+        if int(input_ids.max()) >= len(ids):
+            raise ParameterError(f"Token id {int(input_ids.max())} is outside the synonym table "
+                                 f"({len(ids)} rows): the tokenizer given to setup is not the model's.")
+        candidates, ok = ids[input_ids], valid[input_ids].clone()
+        ok[..., 1:] &= mask.bool().unsqueeze(-1)
+        return candidates, ok
+
+    def attack(self, model, data: EmbeddedBatch, synonyms: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """The adversary's combination weights ``(batch, seq, width)``, detached."""
+        was_training = model.training
+        model.eval()
+        try:
+            with self.no_sync(model):
+                phi = (torch.randn(ok.shape, device=ok.device) * self.ascc_init_std).requires_grad_()
+                optimizer = torch.optim.Adam([phi], lr=self.ascc_lr)
+                multi = ok[..., 1:].any(-1)  # tokens that have a choice
+                for _ in range(self.ascc_steps):
+                    log_w = F.log_softmax(phi.masked_fill(~ok, torch.finfo(phi.dtype).min), dim=-1)
+                    w = log_w.exp()
+                    logits = data.forward(model, (w.unsqueeze(-1).to(synonyms.dtype) * synonyms).sum(-2)).logits
+                    entropy = -(w * log_w.masked_fill(~ok, 0.0)).sum(-1)
+                    mean_entropy = entropy[multi].mean() if multi.any() else entropy.sum() * 0.0
+                    gain = data.mean(cross_entropy(logits, data.labels)) - self.ascc_sparsity * mean_entropy
+                    optimizer.zero_grad(set_to_none=True)
+                    (phi.grad,) = torch.autograd.grad(-gain, phi)
+                    optimizer.step()
+                return F.softmax(phi.detach().masked_fill(~ok, torch.finfo(phi.dtype).min), dim=-1)
+        finally:
+            model.train(was_training)
+
+    def loss(self, model, batch):
+        data = EmbeddedBatch.from_batch(batch)
+        candidates, ok = self.candidates(data.input_ids, data.mask.squeeze(-1))
+        embedding = unwrap(model).get_input_embeddings()
+        weights = self.attack(model, data, embedding(candidates).detach(), ok)
+        clean = data.embed(model)
+        adversarial = (weights.unsqueeze(-1).to(clean.dtype) * embedding(candidates)).sum(-2)
+        both = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.shape[:1] == data.labels.shape else v
+                for k, v in data.model_kwargs.items()}
+        logits = model(inputs_embeds=torch.cat([clean, adversarial]), **both).logits
+        clean_logits, adv_logits = logits.chunk(2)
+        per_example = (cross_entropy(clean_logits, data.labels)
+                       + self.ascc_beta * kl_divergence(clean_logits, adv_logits))
+        return data.mean(per_example), SequenceClassifierOutput(logits=clean_logits)
