@@ -11,6 +11,10 @@ soon as it finishes, so a run cut short keeps what it finished.
 
 Epoch times measured here are inflated by the neighbours sharing the GPU; ``step_cost.py`` measures the
 per-step cost of each method alone.
+
+``--add-recipes R ...`` attacks the models of a finished (or cut short) grid with more recipes and merges the
+results into the rows of ``--out``: e.g. train and attack with ``--recipes deepwordbug pwws`` first, then add
+``textfooler`` once its GloVe vectors are in place.
 """
 from __future__ import annotations
 
@@ -73,6 +77,46 @@ def run_config(config: dict, args: argparse.Namespace, rest: Path, selection: Pa
     return row
 
 
+def add_recipes_worker(args: argparse.Namespace) -> None:
+    """Attack this worker's share of the finished configs with ``--add-recipes``; one part row per attack."""
+    from textarmor.attacks import attack
+
+    part = args.out.with_name(f"{args.out.stem}.add{args.worker}.jsonl")
+    for row in finished_rows(args)[args.worker::args.num_workers]:
+        for recipe in args.add_recipes:
+            if recipe in row.get("dev_acc_under", {}):
+                continue
+            started = time.perf_counter()
+            report = attack(str(args.runs / row["name"]), str(args.dev), recipe=recipe)
+            found = {"name": row["name"], "recipe": recipe,
+                     "accuracy_under_attack": report.summary()["accuracy_under_attack"],
+                     "seconds": round(time.perf_counter() - started, 1)}
+            with part.open("a") as handle:
+                handle.write(json.dumps(found) + "\n")
+            print(json.dumps(found), flush=True)
+
+
+def finished_rows(args: argparse.Namespace) -> list[dict]:
+    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    return [row for row in rows if "error" not in row and (args.runs / row["name"]).is_dir()]
+
+
+def merge_added(args: argparse.Namespace, workers: int) -> None:
+    """Fold the workers' part rows into ``--out`` (rewritten atomically) and remove the parts."""
+    parts = [args.out.with_name(f"{args.out.stem}.add{i}.jsonl") for i in range(workers)]
+    found = [json.loads(line) for part in parts if part.exists() for line in part.read_text().splitlines()]
+    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    for row in rows:
+        for hit in (f for f in found if f["name"] == row.get("name")):
+            row.setdefault("dev_acc_under", {})[hit["recipe"]] = hit["accuracy_under_attack"]
+            row[f"dev_attack_seconds_{hit['recipe']}"] = hit["seconds"]
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tmp.replace(args.out)
+    for part in parts:
+        part.unlink(missing_ok=True)
+
+
 def worker(args: argparse.Namespace, rest: Path, selection: Path) -> None:
     configs = json.loads(args.grid.read_text())
     for index, config in enumerate(configs):
@@ -110,10 +154,15 @@ def main() -> None:
     parser.add_argument("--device-name", default="GPU")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/textarmor-grid"))
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--add-recipes", nargs="+", default=None,
+                        help="attack the finished configs' models with these recipes and merge into --out")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--num-workers", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.add_recipes and args.worker is not None:
+        add_recipes_worker(args)
+        return
     rest, selection = split_selection(args.train, args.select_rows, args.seed, args.runs / "data")
     if args.worker is not None:
         worker(args, rest, selection)
@@ -125,7 +174,10 @@ def main() -> None:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": visible[index % len(visible)]}
         procs.append(subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--worker", str(index),
                                        "--num-workers", str(total)], env=env))
-    sys.exit(max(proc.wait() for proc in procs))
+    code = max(proc.wait() for proc in procs)
+    if args.add_recipes:
+        merge_added(args, total)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ loading, no evaluation. A quick stand-in for
 ``epoch_time_ratio`` on a machine where full training runs do not fit; run.py measures the real thing.
 
     PYTHONPATH=src python benchmarks/robust_training/step_cost.py --steps 6 --batch-size 16 --max-length 48
+    PYTHONPATH=src python benchmarks/robust_training/step_cost.py --device cuda --grid GRID.json --steps 40 \
+        --batch-size 64 --max-length 64       # a GPU, bf16 autocast as the Trainer uses; configs from a grid file
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -25,6 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm-l6")
     parser.add_argument("--methods", nargs="+", default=["standard", "pgd", "freelb", "roast", "rift"])
+    parser.add_argument("--grid", type=Path, default=None, help="JSON list of {name, method, options} (grid.py's "
+                        "format; augment options are ignored: an attack round is not a step) instead of --methods")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per method (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=48)
@@ -44,30 +50,48 @@ def main() -> None:
         batches.append(dict(enc))
     # Methods take turns step by step and the median is kept, so load from other processes on a shared
     # machine hits every method alike.
+    device = torch.device(args.device)
+    batches = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
+    cuda = device.type == "cuda"
+    # The Trainer trains in bf16 autocast on GPUs that support it (training/api.py); so does this timing.
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    configs = (json.loads(args.grid.read_text()) if args.grid else [{"name": m, "method": m} for m in args.methods])
     runs = {}
-    for method in args.methods:
+    for config in configs:
         torch.manual_seed(0)
-        model = load_model(args.model, num_labels=len(labels), id2label=dict(enumerate(labels))).train()
-        objective = make_objective(method)
+        method = config["method"].replace("+augment", "")
+        options = {k: v for k, v in config.get("options", {}).items()
+                   if not k.startswith("augment_") and k != "clean_epochs"}
+        model = load_model(args.model, num_labels=len(labels), id2label=dict(enumerate(labels))).float()
+        model = model.to(device).train()
+        objective = make_objective(method, **options)
         objective.setup(TrainingContext(model=model, tokenizer=tokenizer, label_names=labels, seed=0))
-        runs[method] = (model, objective, torch.optim.AdamW(model.parameters(), lr=1e-5), [])
+        runs[config["name"]] = (config, model, objective, torch.optim.AdamW(model.parameters(), lr=1e-5), [])
     for step in range(args.steps + 1):
-        for model, objective, optimizer, seconds in runs.values():
+        for _, model, objective, optimizer, seconds in runs.values():
+            if cuda:
+                torch.cuda.synchronize()
             started = time.perf_counter()
-            loss, _ = objective.loss(model, batches[step % len(batches)])
+            with autocast():
+                loss, _ = objective.loss(model, batches[step % len(batches)])
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+            if cuda:
+                torch.cuda.synchronize()
             if step:  # the first step warms up allocations
                 seconds.append(time.perf_counter() - started)
-    results = [{"backbone": args.model, "method": method, "seconds_per_step": round(statistics.median(seconds), 3),
-                "device": args.device_name, "batch_size": args.batch_size, "max_length": args.max_length,
-                "steps": args.steps} for method, (_, _, _, seconds) in runs.items()]
+    results = [{"backbone": args.model, "name": name, "method": config["method"], "options": config.get("options", {}),
+                "seconds_per_step": round(statistics.median(seconds), 5), "device": args.device_name,
+                "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps}
+               for name, (config, _, _, _, seconds) in runs.items()]
     standard = next(r["seconds_per_step"] for r in results if r["method"] == "standard")
     for row in results:
         row["step_time_ratio"] = round(row["seconds_per_step"] / standard, 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "robust_training_step_cost", "rows": results}, indent=2) + "\n")
+    for row in results:
+        print(f"{row['name']:<28} {row['seconds_per_step']:.5f} s/step  x{row['step_time_ratio']}")
     print(f"wrote {args.out}")
 
 

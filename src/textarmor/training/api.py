@@ -154,6 +154,9 @@ def train(
     tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
     net = load_model(model, num_labels=len(label_map), id2label=label_map.id2label,
                      trust_remote_code=trust_remote_code)
+    # Master weights in float32 whatever the checkpoint stores (transformers 5 loads a float16 or bfloat16
+    # checkpoint in its own dtype); mixed precision comes from the Trainer's autocast.
+    net = net.float()
 
     def encode(batch):
         pairs = batch["text_pair"] if text_pair_column else None
