@@ -7,10 +7,16 @@ CPU (this repo's 2-core machine; a fine-tuned MiniLM model dir, e.g. from `make 
 GPU (roberta-base shape with random weights, which costs exactly what roberta-base costs):
 
     python benchmarks/inference/run.py gpu --tokenizer DIR --sst2 train.jsonl --imdb imdb.jsonl \
-        [--parity-model runs/demo-sst2]
+        [--parity-model runs/demo-sst2] [--workers-sweep 4 8] [--processes-sweep 0 2 4 8]
+
+Host side only (tokenisation, batching and padding into the arrays a backend receives, no model), threads
+against worker processes, on any machine:
+
+    python benchmarks/inference/run.py host [--tokenizer DIR] [--workers-sweep 2] [--processes-sweep 1 2]
 
 Each run appends rows to benchmarks/results/inference.json with fields device, model_shape, dataset, engine,
-dtype, seq_per_s, tokens_per_s, achieved_tflops, frac_of_measured_peak, accuracy.
+dtype, seq_per_s, tokens_per_s, achieved_tflops, frac_of_measured_peak, accuracy, and the tokeniser settings
+tokenize_workers and tokenize_processes (0: threads) where a row varies them.
 """
 from __future__ import annotations
 
@@ -162,7 +168,7 @@ def run_gpu(args) -> list[dict]:
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
-                              args.compile, args.profile, args.workers_sweep)
+                              args.compile, args.profile, args.workers_sweep, args.processes_sweep)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -171,7 +177,7 @@ def run_gpu(args) -> list[dict]:
 
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
-                  dtype="bfloat16", compile=False, profile=False, workers_sweep=()) -> list[dict]:
+                  dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=()) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -200,21 +206,30 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     short = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
     clf = None
     for engine, compiled in [("textarmor", False)] + ([("textarmor-compiled", True)] if compile else []):
+        if clf is not None:
+            clf.close()
         clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype, compile=compiled)
+        slices = -(-len(texts) // clf.tokenize_chunk)
         started = time.perf_counter()
         add(engine, short, lambda c=clf: c.predict_proba(texts))  # its warm-up call compiles
         if compiled:
             rows[-1]["compile_and_first_call_s"] = round(time.perf_counter() - started - repeats * rows[-1]["wall_s"],
                                                          1)
         default_workers = rows[-1]["tokenize_workers"] = clf.tokenize_workers
+        rows[-1]["tokenize_processes"] = clf._processes_for(slices)  # what the default ("auto") chose
         for workers in workers_sweep:  # how the feeding thread fares against more tokeniser threads
-            clf.tokenize_workers = workers
+            clf.tokenize_workers, clf.tokenize_processes = workers, 0
             add(f"{engine}-workers{workers}", short, lambda c=clf: c.predict_proba(texts))
-            rows[-1]["tokenize_workers"] = workers
+            rows[-1]["tokenize_workers"], rows[-1]["tokenize_processes"] = workers, 0
         clf.tokenize_workers = default_workers
+        for processes in processes_sweep:  # tokeniser processes instead (0: the default threads)
+            clf.tokenize_processes = processes
+            add(f"{engine}-processes{processes}", short, lambda c=clf: c.predict_proba(texts))  # warm-up spawns
+            rows[-1]["tokenize_workers"], rows[-1]["tokenize_processes"] = default_workers, processes
+        clf.tokenize_processes = None
         # The model's share alone: the same padded batches, tokenised beforehand.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
-        padded = [clf._pad(encoded, batch) for batch in clf.plan_batches([len(x) for x in encoded["input_ids"]])]
+        padded = [clf._pad(encoded, batch) for batch in clf.plan_batches(encoded["lengths"].tolist())]
         add(f"{engine}-model-only", short, lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
         if profile:
             print_kernel_profile(clf, padded[len(padded) // 2])
@@ -224,9 +239,76 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
                  "seq_per_s": round(len(texts) / fast_tok_s, 1),
                  "tokens_per_s": round(float(lengths.sum()) / fast_tok_s, 1)})
     print(rows[-1], flush=True)
+    clf.close()
     clf.backend = None  # drop the model reference before freeing cached GPU memory
     gc.collect()
     torch.cuda.empty_cache()
+    return rows
+
+
+class HostOnlyBackend:
+    """Takes the padded batches a model would get and answers zero logits at once, so a timing holds only the
+    host's share: tokenisation, batching, padding. ``feed_ms`` of pure-Python work per batch stands in for
+    the thread that launches a GPU's kernels (it holds the GIL as that thread does)."""
+
+    name, device = "host-only", "cpu"
+
+    def __init__(self, num_labels: int, feed_ms: float = 0.0):
+        self.num_labels, self.feed_s, self.batches = num_labels, feed_ms / 1000, 0
+
+    def submit(self, arrays: dict) -> int:
+        self.batches += 1
+        if self.feed_s:
+            end = time.perf_counter() + self.feed_s
+            while time.perf_counter() < end:
+                pass
+        return arrays["input_ids"].shape[0]
+
+    def collect(self, handles: list) -> list[np.ndarray]:
+        return [np.zeros((n, self.num_labels), dtype=np.float32) for n in handles]
+
+
+def run_host(args) -> list[dict]:
+    """Texts/s of tokenisation + padding, threads against worker processes, with the GPU's slicing and
+    batch limits; also the main process's CPU seconds per call (what competes with the feeding thread)."""
+    from transformers import AutoConfig
+
+    from textarmor import Classifier
+    from textarmor.models import load_tokenizer, resolve_model_path
+
+    path = resolve_model_path(args.tokenizer)
+    tokenizer = load_tokenizer(path)
+    config = AutoConfig.from_pretrained(path, num_labels=2)
+    texts = [r["text"] for r in read_jsonl(args.sst2)]
+    backend = HostOnlyBackend(2, args.feed_ms)
+    # The GPU's defaults (Classifier picks smaller ones for a CPU backend).
+    clf = Classifier(None, tokenizer, backend=backend, model_config=config, tokenize_chunk=args.chunk,
+                     max_tokens_per_batch=131072, max_batch_size=8192)
+    lengths = clf._tokenize(texts, None, np.arange(len(texts)))["lengths"]
+    device = cpu_name()
+    print(f"{device}: {len(texts)} texts, {lengths.sum()} tokens, mean length {lengths.mean():.1f}", flush=True)
+    rows = []
+    settings = [(w, 0) for w in args.workers_sweep] + [(clf.tokenize_workers, p) for p in args.processes_sweep]
+    for workers, processes in settings:
+        clf.tokenize_workers, clf.tokenize_processes = workers, processes
+        clf.logits(texts)  # warm-up: starts the pool
+        best = float("inf")
+        for _ in range(args.repeats):
+            cpu, start = time.process_time(), time.perf_counter()
+            clf.logits(texts)
+            seconds = time.perf_counter() - start
+            if seconds < best:
+                best, cpu_s = seconds, time.process_time() - cpu
+        engine = f"host-processes{processes}" if processes else f"host-threads{workers}"
+        rows.append({"device": device, "dataset": "sst2-train", "engine": engine + (
+                     f"-feed{args.feed_ms:g}ms" if args.feed_ms else ""), "dtype": None,
+                     "tokenizer": args.tokenizer, "seq_per_s": round(len(texts) / best, 1),
+                     "tokens_per_s": round(float(lengths.sum()) / best, 1), "n": len(texts),
+                     "wall_s": round(best, 3), "main_process_cpu_s": round(cpu_s, 3),
+                     "tokenize_workers": workers, "tokenize_processes": processes,
+                     "tokenize_chunk": clf.tokenize_chunk, "feed_ms_per_batch": args.feed_ms})
+        print(rows[-1], flush=True)
+    clf.close()
     return rows
 
 
@@ -313,11 +395,22 @@ def main() -> None:
                      help="print the GPU kernels of one batch and a host profile of one call")
     gpu.add_argument("--workers-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with these numbers of tokeniser threads")
+    gpu.add_argument("--processes-sweep", type=int, nargs="*", default=[],
+                     help="also time textarmor with these numbers of tokeniser processes (0: threads)")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
+    host = sub.add_parser("host", help="tokenisation and padding only: threads against worker processes")
+    host.add_argument("--tokenizer", default="minilm-l6", help="a model reference or a tokenizer folder")
+    host.add_argument("--sst2", default=str(SHARED_DATA / "sst2" / "train.jsonl"))
+    host.add_argument("--chunk", type=int, default=2048, help="tokenize_chunk (the GPU default)")
+    host.add_argument("--workers-sweep", type=int, nargs="*", default=[2], help="tokeniser threads to time")
+    host.add_argument("--processes-sweep", type=int, nargs="*", default=[1, 2], help="tokeniser processes to time")
+    host.add_argument("--feed-ms", type=float, default=0.0,
+                      help="pure-Python work per batch in the feeding thread, standing in for kernel launches")
+    host.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-name", default="inference")
     args = parser.parse_args()
-    rows = run_cpu(args) if args.mode == "cpu" else run_gpu(args)
+    rows = {"cpu": run_cpu, "gpu": run_gpu, "host": run_host}[args.mode](args)
     print(write_rows(args.out_name, rows, key=("device", "dataset", "engine", "dtype")))
 
 

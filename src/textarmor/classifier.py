@@ -12,17 +12,18 @@ device and dtype, temperature scaling, the decision threshold and an optional sc
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from textarmor.backends import BACKENDS, ONNX_FILE, detect_backend
+from textarmor.backends import BACKENDS, ONNX_FILE, detect_backend, tokenize_pool
 from textarmor.backends.torch_backend import TorchBackend
 from textarmor.errors import ParameterError
 from textarmor.model_dir import TextArmorConfig
@@ -103,6 +104,17 @@ class Classifier:
     tokenize_chunk, tokenize_workers:
         Inputs are tokenised in slices of ``tokenize_chunk`` by ``tokenize_workers`` threads while the model
         runs earlier slices. Default 2 workers and slices of 2,048 on a GPU, 4,096 elsewhere.
+    tokenize_processes:
+        Tokenise the slices in this many worker processes instead of threads, so that turning the
+        tokenizer's output into arrays no longer holds the GIL of the thread that feeds the GPU; this
+        process only pads the returned arrays. ``0``: threads. ``None`` or ``"auto"`` (default): processes
+        only where they pay, i.e. a CUDA backend, a fast tokenizer, at least 8 CPU cores and a call of more
+        than 4 slices (then ``min(8, cores - 2)`` processes); threads otherwise. Slow (Python) tokenizers
+        always use threads. The pool starts on first use, serves later calls and stops on :meth:`close`
+        (or when the classifier is collected, or at exit). Workers are spawned, so a script must keep its
+        work under ``if __name__ == "__main__":`` (``"auto"`` checks for that block and uses threads
+        without it). If a worker dies, the call finishes with threads, a ``RuntimeWarning`` says so, and
+        the classifier keeps to threads from then on.
     compile:
         Run the model through ``torch.compile`` (dynamic shapes, so one compilation serves every batch
         shape). Fuses the elementwise work between matmuls; the first call pays the compilation.
@@ -112,7 +124,8 @@ class Classifier:
                  dtype: str | None = None, max_tokens_per_batch: int | None = None,
                  max_batch_size: int | None = None, max_length: int | None = None, cache_size: int = 0,
                  backend=None, model_config=None, tokenize_chunk: int | None = None,
-                 tokenize_workers: int | None = None, compile: bool = False):
+                 tokenize_workers: int | None = None, tokenize_processes: int | str | None = None,
+                 compile: bool = False):
         self.tokenizer = tokenizer
         self.model_config = model_config if model_config is not None else getattr(model, "config", None)
         id2label = getattr(self.model_config, "id2label", None) or {}
@@ -138,6 +151,14 @@ class Classifier:
         # (on an H100, 66.8k short texts/s with 2 workers, 64.1k with 4, 38.3k with 8: inference.json).
         self.tokenize_chunk = tokenize_chunk or (2048 if on_gpu else 4096)
         self.tokenize_workers = tokenize_workers or 2
+        if not (tokenize_processes in (None, "auto") or (isinstance(tokenize_processes, int)
+                                                         and not isinstance(tokenize_processes, bool)
+                                                         and tokenize_processes >= 0)):
+            raise ParameterError(f"tokenize_processes must be None/'auto' or an integer >= 0 (0: threads), "
+                                 f"got {tokenize_processes!r}.")
+        self.tokenize_processes = tokenize_processes
+        self._pool: tokenize_pool.TokenizePool | None = None
+        self._pool_broken = False
         self.cache_size = cache_size
         self._cache: OrderedDict[str | tuple[str, str], np.ndarray] = OrderedDict()
         self.num_queries = 0  # inputs actually sent to the model (cache hits excluded)
@@ -247,46 +268,121 @@ class Classifier:
         order = np.argsort(-np.asarray(chars), kind="stable")
         slices = [order[i:i + self.tokenize_chunk] for i in range(0, len(texts), self.tokenize_chunk)]
         handles, targets = [], []
+        processes = self._processes_for(len(slices))
         if len(slices) == 1:
             prepared = iter([self._prepare(texts, text_pairs, slices[0])])
-            pool = None
+        elif processes:
+            prepared = self._prepared_in_processes(texts, text_pairs, slices, processes)
         else:
-            pool = ThreadPoolExecutor(max_workers=self.tokenize_workers)
-            prepared = (future.result() for future in
-                        [pool.submit(self._prepare, texts, text_pairs, indices) for indices in slices])
+            prepared = self._prepared_in_threads(texts, text_pairs, slices)
         try:
             for batches in prepared:
                 for indices, arrays in batches:
                     handles.append(self.backend.submit(arrays))
                     targets.append(indices)
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+            if hasattr(prepared, "close"):
+                prepared.close()  # stops the workers' pending slices if the model raised
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for indices, logits in zip(targets, self.backend.collect(handles)):
             out[indices] = logits
         return out
 
+    def _prepared_in_threads(self, texts: list[str], text_pairs: list[str] | None, slices: list[np.ndarray]):
+        pool = ThreadPoolExecutor(max_workers=self.tokenize_workers)
+        try:
+            futures = [pool.submit(self._prepare, texts, text_pairs, indices) for indices in slices]
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _prepared_in_processes(self, texts: list[str], text_pairs: list[str] | None, slices: list[np.ndarray],
+                               processes: int):
+        """Slices tokenised by the worker processes, padded here as they arrive (in slice order)."""
+        pool = self._process_pool(processes)
+        futures, done = [], 0
+        try:
+            try:
+                # Everything is queued at once, so the workers run ahead of the model.
+                futures = [pool.submit([texts[i] for i in part.tolist()], None if text_pairs is None else
+                                       [text_pairs[i] for i in part.tolist()]) for part in slices]
+                for indices, future in zip(slices, futures):
+                    encoded = future.result()
+                    yield self._batches(indices, encoded)
+                    done += 1
+                return
+            except BrokenProcessPool:
+                pass
+            # A worker died (killed for memory, a crash, a main module it could not import). Threads give the
+            # same ids, so this call finishes with them; later calls keep to them rather than respawn.
+            warnings.warn(f"A tokeniser worker process died at slice {done + 1} of {len(slices)}; tokenising "
+                          "with threads from now on. Pass tokenize_processes=0 to use threads from the start.",
+                          RuntimeWarning, stacklevel=2)
+            self._pool_broken = True
+            self.close()
+            yield from self._prepared_in_threads(texts, text_pairs, slices[done:])
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _processes_for(self, num_slices: int) -> int:
+        """How many tokeniser processes a call of ``num_slices`` slices uses; 0 means threads."""
+        setting = getattr(self, "tokenize_processes", 0)
+        if setting == 0 or getattr(self, "_pool_broken", False) or num_slices < 2 or self._fast_tokenizer() is None:
+            return 0
+        if isinstance(setting, int):
+            return setting
+        cores = os.cpu_count() or 1
+        on_cuda = str(getattr(self.backend, "device", "cpu")).startswith("cuda")
+        # Below 8 cores the workers compete with the feeding thread for the CPU; a call of a few slices
+        # would finish before the workers have started.
+        if on_cuda and cores >= 8 and num_slices > 4 and tokenize_pool.main_module_is_importable():
+            return min(8, cores - 2)
+        return 0
+
+    def _process_pool(self, processes: int) -> tokenize_pool.TokenizePool:
+        pool = self._pool
+        if pool is None or pool.processes != processes or pool.max_length != self.max_length:
+            self.close()
+            pool = self._pool = tokenize_pool.TokenizePool(self._fast_tokenizer().to_str(), self.max_length,
+                                                           self._uses_token_types, processes)
+        return pool
+
+    def close(self) -> None:
+        """Stop the tokeniser worker processes, if any. The classifier stays usable; a later call that
+        uses processes starts new ones."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _prepare(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray):
         """Tokenise one slice and cut it into padded batches: ``[(input indices, arrays), ...]``."""
-        encoded = self._tokenize(texts, text_pairs, indices)
-        return [(indices[batch], self._pad(encoded, batch))
-                for batch in self.plan_batches([len(x) for x in encoded["input_ids"]])]
+        return self._batches(indices, self._tokenize(texts, text_pairs, indices))
 
-    def _tokenize(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray):
-        chosen = [texts[i] for i in indices]
-        pairs = [text_pairs[i] for i in indices] if text_pairs is not None else None
+    def _batches(self, indices: np.ndarray, encoded: dict[str, np.ndarray]):
+        return [(indices[batch], self._pad(encoded, batch)) for batch in self.plan_batches(encoded["lengths"].tolist())]
+
+    def _tokenize(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The ids of ``texts[indices]`` (with their pairs), flat as :func:`tokenize_pool.encode` gives them:
+        ``input_ids``, ``lengths`` and, for models with token types, ``token_type_ids``."""
+        chosen = [texts[i] for i in indices.tolist()]
+        pairs = [text_pairs[i] for i in indices.tolist()] if text_pairs is not None else None
         fast = self._fast_tokenizer()
         if fast is None:
-            return self.tokenizer(chosen, pairs, truncation=True, max_length=self.max_length,
-                                  return_attention_mask=False, return_token_type_ids=self._uses_token_types)
-        # The Rust tokenizer directly, without offsets: the same ids as the Python wrapper at about
-        # twice the speed, and it releases the GIL so the next slice tokenises while the model runs.
-        encodings = fast.encode_batch_fast(chosen if pairs is None else list(zip(chosen, pairs)))
-        encoded = {"input_ids": [e.ids for e in encodings]}
-        if self._uses_token_types:
-            encoded["token_type_ids"] = [e.type_ids for e in encodings]
-        return encoded
+            encoded = self.tokenizer(chosen, pairs, truncation=True, max_length=self.max_length,
+                                     return_attention_mask=False, return_token_type_ids=self._uses_token_types)
+            return tokenize_pool.pack(encoded["input_ids"], encoded.get("token_type_ids"))
+        # The Rust tokenizer directly, without offsets: the same ids as the Python wrapper at about twice the
+        # speed, and it releases the GIL so the next slice tokenises while the model runs. Worker processes
+        # run this same function on a tokenizer built the same way.
+        return tokenize_pool.encode(fast, chosen, pairs, self._uses_token_types)
 
     def _fast_tokenizer(self):
         """A private copy of the Rust tokenizer set to truncate like ``tokenizer(..., truncation=True)``,
@@ -295,12 +391,8 @@ class Classifier:
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             self._fast = None
             if backend is not None and hasattr(backend, "encode_batch_fast"):
-                import copy
-
-                fast = copy.deepcopy(backend)
-                fast.no_padding()
-                fast.enable_truncation(self.max_length, strategy="longest_first")
-                self._fast = fast
+                # From its JSON, as the worker processes build theirs (tokenize_pool.configured_tokenizer).
+                self._fast = tokenize_pool.configured_tokenizer(backend.to_str(), self.max_length)
         return self._fast
 
     def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -325,14 +417,18 @@ class Classifier:
     def _uses_token_types(self) -> bool:
         return "token_type_ids" in self.tokenizer.model_input_names
 
-    def _pad(self, encoded, batch: list[int]) -> dict[str, np.ndarray]:
-        lengths = np.array([len(encoded["input_ids"][i]) for i in batch])
-        mask = np.arange(lengths.max()) < lengths[:, None]  # row-major, like the concatenated ids below
+    def _pad(self, encoded: dict[str, np.ndarray], batch: list[int]) -> dict[str, np.ndarray]:
+        """Rows ``batch`` of a flat encoded slice as padded int64 arrays, gathered without a loop over rows."""
+        lengths = encoded["lengths"].astype(np.int64)
+        rows = np.asarray(batch, dtype=np.int64)
+        starts = (np.cumsum(lengths) - lengths)[rows]
+        columns = np.arange(lengths[rows].max())
+        mask = columns < lengths[rows][:, None]
+        source = (starts[:, None] + columns)[mask]  # row-major positions of the kept ids in the flat arrays
 
         def fill(key: str, pad: int) -> np.ndarray:
             array = np.full(mask.shape, pad, dtype=np.int64)
-            array[mask] = np.fromiter(chain.from_iterable(encoded[key][i] for i in batch), dtype=np.int64,
-                                      count=int(lengths.sum()))
+            array[mask] = encoded[key][source]
             return array
 
         arrays = {"input_ids": fill("input_ids", self.tokenizer.pad_token_id or 0),

@@ -85,10 +85,16 @@ class DefendedClassifier(Classifier):
         self.max_tokens_per_batch, self.max_batch_size = base.max_tokens_per_batch, base.max_batch_size
         self.tokenize_chunk = base.tokenize_chunk
         self.tokenize_workers = base.tokenize_workers
+        self.tokenize_processes = base.tokenize_processes
+        self._pool, self._pool_broken = None, False
         self.cache_size = cache_size
         self._cache = type(base._cache)()
         self.num_queries = 0
         self.forward_passes = 0.0
+
+    def close(self) -> None:
+        """Stop the base model's tokeniser processes, if any (see :meth:`Classifier.close`)."""
+        self.base.close()
 
     @property
     def passes_per_input(self) -> float:
