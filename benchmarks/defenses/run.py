@@ -70,6 +70,10 @@ CANDIDATES = {
     # synonyms only where the standard model is unsure: pwws pushes inputs towards the boundary
     "tta-uncertain": [("tta", {"augmentations": "repair,synonyms", "n": 16, "rate": r, "entropy_threshold": 0.5})
                       for r in (0.2, 0.3, 0.4, 0.5)],
+    # one pass: typo repair, then rare words to their most frequent WordNet synonym (SEM-style); a lower
+    # rank threshold moves more words, so it undoes more pwws swaps and costs more clean accuracy
+    "tta-canonical": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r})
+                      for r in (40_000, 20_000, 10_000, 5_000)],
 }
 
 

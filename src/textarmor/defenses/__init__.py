@@ -10,7 +10,8 @@ predict, evaluate, the robustness report, attacks and the server use the defende
 On the command line: ``--defense NAME --defense-option KEY=VALUE`` (repeatable).
 
 - ``smooth``: vote over k masked (RanMASK) or synonym-substituted (SAFER) copies; certificates for masking.
-- ``tta``: mean over typo-repaired and synonym-swapped copies, optionally only for uncertain inputs.
+- ``tta``: mean over typo-repaired, synonym-canonicalised and synonym-swapped copies, optionally only for
+  uncertain inputs.
 - ``mix``: mix a standard and a robust model, with a fixed weight or a small detector (adaptive smoothing).
 """
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """``tta``: average the scores of augmented copies (test-time augmentation in the spirit of LLM-TTA,
 "Improving Black-box Robustness with In-Context Rewriting", O'Brien et al. 2024, without an LLM).
 
-Copies: the input with one-edit typos repaired by vocabulary lookup (``repair``), and ``n`` copies with
-random WordNet synonym swaps (``synonyms``, each word swapped with probability ``rate``; stop words kept),
-drawn from the repaired text when ``repair`` is on; plus the input itself with ``include_original``.
+Copies: the input with one-edit typos repaired by vocabulary lookup (``repair``), then with rare words
+mapped to their most frequent WordNet synonym (``canonical``, synonym canonicalisation after the Synonym
+Encoding Method, Wang, Jin & He 2021: a synonym swap maps back before the model sees it), as one copy; and
+``n`` copies with random WordNet synonym swaps (``synonyms``, each word swapped with probability ``rate``;
+stop words kept), drawn from that copy, each canonicalised again when ``canonical`` is on; plus the input
+itself with ``include_original``.
 With ``entropy_threshold``, only inputs whose base prediction has normalised entropy (entropy / log of the
 number of labels, in [0, 1]) at least that value are augmented; the others keep the base prediction, at one
 forward pass (an input that is augmented costs that pass plus its copies).
@@ -14,11 +17,12 @@ import numpy as np
 
 from textarmor.classifier import Classifier
 from textarmor.defenses.base import Defense, text_rng
+from textarmor.defenses.canonical import SynonymCanonicaliser
 from textarmor.defenses.perturb import Synonyms, swap_synonyms
 from textarmor.defenses.repair import TypoRepair
 from textarmor.errors import ParameterError
 
-AUGMENTATIONS = ("repair", "synonyms")
+AUGMENTATIONS = ("repair", "canonical", "synonyms")
 
 
 class TTA(Defense):
@@ -26,22 +30,26 @@ class TTA(Defense):
 
     Parameters
     ----------
-    augmentations: comma-separated subset of ``repair``, ``synonyms`` (a list or tuple also works).
+    augmentations: comma-separated subset of ``repair``, ``canonical``, ``synonyms`` (a list or tuple also
+        works); ``repair`` and ``canonical`` together make one copy (repaired, then canonicalised).
     n: synonym-swapped copies per input.
     rate: probability of swapping each word for a synonym.
     include_original: also average the unmodified input.
     entropy_threshold: augment only inputs at least this uncertain (``None``: all).
     vocab_size: words of the typo-repair vocabulary (most frequent GloVe 6B words).
+    canonical_rank: ``canonical`` maps only words whose GloVe 6B frequency rank is this or worse (rarer words)
+        to their most frequent WordNet synonym; 0 maps every word that has a more frequent synonym.
     seed: copies depend on ``(seed, text)`` only.
     """
 
     name = "tta"
-    summary = "mean over typo-repaired and synonym-swapped copies, optionally only for uncertain inputs"
+    summary = ("mean over typo-repaired, synonym-canonicalised and synonym-swapped copies, optionally only for "
+               "uncertain inputs")
     paper = "LLM-TTA: O'Brien et al. 2024, Improving Black-box Robustness with In-Context Rewriting (no LLM here)"
 
     def __init__(self, augmentations: str = "repair,synonyms", n: int = 4, rate: float = 0.2,
                  include_original: bool = False, entropy_threshold: float | None = None, vocab_size: int = 50_000,
-                 seed: int = 0):
+                 canonical_rank: int = 20_000, seed: int = 0):
         chosen = [a.strip() for a in augmentations.split(",")] if isinstance(augmentations, str) else list(
             augmentations)
         unknown = [a for a in chosen if a not in AUGMENTATIONS]
@@ -55,22 +63,31 @@ class TTA(Defense):
         if entropy_threshold is not None and not 0.0 <= entropy_threshold <= 1.0:
             raise ParameterError("tta: entropy_threshold is a normalised entropy in [0, 1], "
                                  f"got {entropy_threshold!r}.")
+        if not isinstance(canonical_rank, int) or canonical_rank < 0:
+            raise ParameterError(f"tta: canonical_rank must be a frequency rank >= 0, got {canonical_rank!r}.")
         self.augmentations = ",".join(chosen)
         self.n, self.rate, self.include_original = n, rate, include_original
         self.entropy_threshold, self.vocab_size, self.seed = entropy_threshold, vocab_size, seed
+        self.canonical_rank = canonical_rank
         self._repair = TypoRepair(vocab_size) if "repair" in chosen else None
-        self._synonyms = Synonyms() if "synonyms" in chosen else None
+        self._synonyms = Synonyms() if "synonyms" in chosen or "canonical" in chosen else None
+        self._canonical = (SynonymCanonicaliser(canonical_rank, synonyms=self._synonyms)
+                           if "canonical" in chosen else None)
+        self._swap = "synonyms" in chosen
 
     def _augment(self, text: str, pair: str | None) -> list[str]:
         base = self._repair(text) if self._repair is not None else text
+        if self._canonical is not None:
+            base = self._canonical(base)
         out = [text] if self.include_original else []
-        if self._repair is not None:
+        if self._repair is not None or self._canonical is not None:
             out.append(base)
-        if self._synonyms is not None:
+        if self._swap:
             from textarmor.attacks.resources import stop_words
 
             rng = text_rng(self.seed, text, pair)
-            out += [swap_synonyms(base, self.rate, self._synonyms, rng, skip=stop_words()) for _ in range(self.n)]
+            swapped = [swap_synonyms(base, self.rate, self._synonyms, rng, skip=stop_words()) for _ in range(self.n)]
+            out += [self._canonical(s) for s in swapped] if self._canonical is not None else swapped
         return out
 
     def scores(self, clf: Classifier, texts, text_pairs):
