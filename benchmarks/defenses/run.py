@@ -225,8 +225,9 @@ def report_settings(models: Models, args) -> list[Setting]:
         settings += [Setting("mix-standin", {"robust": "standard+typo-repair", "weight": STANDIN_WEIGHT})]
     else:
         settings += [Setting(None, {}, model="robust")]
-        if "tta" in picked:
-            settings += [Setting("tta", picked["tta"]["options"], model="robust")]
+        for family in ("tta", "tta-canonical"):  # the robust model behind the chosen test-time augmentations
+            if family in picked:
+                settings += [Setting("tta", picked[family]["options"], model="robust")]
         if mix is not None:
             settings += [Setting("mix", mix["options"])]
         models.detector = detector_from(summary.get("detector", {}))

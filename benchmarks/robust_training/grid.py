@@ -62,6 +62,9 @@ def run_config(config: dict, args: argparse.Namespace, rest: Path, selection: Pa
            "hyperparameters": training["objective"], "device": args.device_name, "epochs": args.epochs,
            "batch_size": args.batch_size, "learning_rate": config.get("lr", args.lr), "max_length": args.max_length,
            "train_rows": training["train_rows"], "seconds_per_epoch": training["seconds_per_epoch"]}
+    rounds = training.get("objective_report", {}).get("augment", {}).get("rounds", [])
+    if rounds:  # attack rounds' wall time: what +augment adds to an epoch beyond its objective's steps
+        row["augment_round_seconds"] = [r["seconds"] for r in rounds]
     splits = (("selection", selection, args.select_attack_n, args.select_recipes),
               ("dev", args.dev, None, args.recipes))
     for split, data, n_attack, recipes in splits:
