@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 RECIPES = ("deepwordbug", "pwws", "textfooler")
 TARGET = {"pwws_ratio": 2.0, "max_clean_loss_points": 1.5, "max_epoch_time_ratio": 2.5}
