@@ -21,23 +21,48 @@ def main() -> None:
     data = json.loads(args.results.read_text())
     for other in args.merge:
         new = json.loads(other.read_text())["rows"]
-        keys = {(r["phase"], r["setting"]) for r in new}
-        data["rows"] = [r for r in data["rows"] if (r.get("phase"), r.get("setting")) not in keys] + new
+        keys = {row_key(r) for r in new}
+        data["rows"] = [r for r in data["rows"] if row_key(r) not in keys] + new
     if args.merge:
         args.results.write_text(json.dumps(data, indent=2) + "\n")
     rows = data["rows"]
     print(f"Standard model: `{data.get('model')}`; robust model: `{data.get('robust_model') or 'none'}` "
           "(rows prefixed `robust/` wrap the robust model; `mix` rows mix the two).\n")
-    tune = [r for r in rows if r["phase"] == "tune" and r["setting"] != "chosen"]
+    tune = [r for r in rows if r["phase"] == "tune" and not r["setting"].startswith("chosen")]
     print("Tuning (272 sentences, clean accuracy only):\n")
     print("| setting | clean acc | cost (points) | passes/input |\n|---|---:|---:|---:|")
     for r in tune:
         print(f"| `{r['setting']}` | {r['clean_acc']:.2f}% | {r['clean_cost_points']:+.2f} | "
               f"{r['passes_per_input']:g} |")
-    report = [r for r in rows if r["phase"] == "report"]
+    for group in dict.fromkeys(report_group(r) for r in rows if r["phase"] == "report"):
+        report_table([r for r in rows if r["phase"] == "report" and report_group(r) == group])
+    certify = [r for r in rows if r["phase"] == "certify"]
+    if certify:
+        print("\nCertificates (RanMASK, Clopper-Pearson at 95%):\n")
+        print("| setting | n | clean acc | certified r>=1 | r>=2 | r>=3 | certified & correct r>=1 |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in certify:
+            f, a = r["certified_fraction"], r["certified_accuracy"]
+            print(f"| `{r['setting']}` | {r['n']} | {r['clean_acc']:.2f}% | {100 * f['1']:.1f}% | {100 * f['2']:.1f}% "
+                  f"| {100 * f['3']:.1f}% | {100 * a['1']:.1f}% |")
+
+
+def row_key(row: dict) -> tuple:
+    """Rows of one phase and setting from runs with another robust model or sample size are kept apart."""
+    return row.get("phase"), row.get("setting"), row.get("robust_model"), row.get("attack_n")
+
+
+def report_group(row: dict):
+    """One report table per number of attacked sentences: the standard model's `none` row on the same
+    sentences is what every row's gains are measured against."""
+    return row.get("attack_n")
+
+
+def report_table(report: list[dict]) -> None:
     base = next((r for r in report if r["setting"] == "none"), None)  # the standard model undefended
+    robust = ", ".join(f"`{m}`" for m in dict.fromkeys(r.get("robust_model") for r in report) if m) or "none"
     print(f"\nReport ({base['n'] if base else '?'} sentences clean; attacks on the first "
-          f"{base['attack_n'] if base else '?'} of them, querying the defended model):\n")
+          f"{base['attack_n'] if base else '?'} of them, querying the defended model; robust model(s) {robust}):\n")
     print("| defence | clean acc | deepwordbug | pwws | passes/input | passes per attacked example (dwb / pwws) |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in report:
@@ -49,15 +74,6 @@ def main() -> None:
         passes = r["attack_forward_passes_per_example"]
         print(f"| `{r['setting']}` | {clean} | {cells[0]} | {cells[1]} | {r['passes_per_input']:g} | "
               f"{passes['deepwordbug']:g} / {passes['pwws']:g} |")
-    certify = [r for r in rows if r["phase"] == "certify"]
-    if certify:
-        print("\nCertificates (RanMASK, Clopper-Pearson at 95%):\n")
-        print("| setting | n | clean acc | certified r>=1 | r>=2 | r>=3 | certified & correct r>=1 |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for r in certify:
-            f, a = r["certified_fraction"], r["certified_accuracy"]
-            print(f"| `{r['setting']}` | {r['n']} | {r['clean_acc']:.2f}% | {100 * f['1']:.1f}% | {100 * f['2']:.1f}% "
-                  f"| {100 * f['3']:.1f}% | {100 * a['1']:.1f}% |")
 
 
 if __name__ == "__main__":
