@@ -65,6 +65,19 @@ def test_workers_encode_like_the_thread_path(pair, with_pairs):
     assert int(from_worker["lengths"].max()) == processes.max_length  # the long texts were truncated
 
 
+@pytest.mark.parametrize("with_pairs", [False, True])
+def test_workers_batch_and_pad_like_the_thread_path(pair, with_pairs):
+    """What the calling process receives from a worker is the thread path's batches, rows and all."""
+    threads, processes = pair
+    second = PAIRS if with_pairs else None
+    from_worker = processes._process_pool(2).submit_batches(TEXTS, second).result()
+    here = threads._batches(np.arange(len(TEXTS)), threads._tokenize(TEXTS, second, np.arange(len(TEXTS))))
+    assert len(from_worker) == len(here) > 1  # the 256-token budget splits the slice
+    assert [rows.tolist() for rows, _ in from_worker] == [rows.tolist() for rows, _ in here]
+    assert_same_batches([arrays for _, arrays in from_worker], [arrays for _, arrays in here])
+    assert all(a["input_ids"].size <= 256 for _, a in from_worker)
+
+
 def test_padding_matches_the_tokenizer(pair):
     threads, _ = pair
     encoded = threads._tokenize(TEXTS, PAIRS, np.arange(len(TEXTS)))

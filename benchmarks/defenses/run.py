@@ -72,6 +72,9 @@ CANDIDATES = {
                       for r in (0.2, 0.3, 0.4, 0.5)],
     # one pass: typo repair, then rare words to their most frequent WordNet synonym (SEM-style); a lower
     # rank threshold moves more words, so it undoes more pwws swaps and costs more clean accuracy
+    # canonicalised text plus synonym copies drawn from it (and canonicalised again): 5 passes
+    "tta-canonical-synonyms": [("tta", {"augmentations": "repair,canonical,synonyms", "n": 4, "rate": r,
+                                        "canonical_rank": 20000}) for r in (0.1, 0.2, 0.3)],
     "tta-canonical": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r})
                       for r in (40_000, 20_000, 10_000, 5_000)],
 }

@@ -168,7 +168,7 @@ def run_gpu(args) -> list[dict]:
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
-                              args.compile, args.profile, args.workers_sweep, args.processes_sweep)
+                              args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -177,7 +177,8 @@ def run_gpu(args) -> list[dict]:
 
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
-                  dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=()) -> list[dict]:
+                  dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
+                  chunk_sweep=()) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -227,10 +228,25 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
             add(f"{engine}-processes{processes}", short, lambda c=clf: c.predict_proba(texts))  # warm-up spawns
             rows[-1]["tokenize_workers"], rows[-1]["tokenize_processes"] = default_workers, processes
         clf.tokenize_processes = None
-        # The model's share alone: the same padded batches, tokenised beforehand.
+        default_chunk = clf.tokenize_chunk
+        for chunk in chunk_sweep:  # larger slices give the GPU larger batches, smaller ones start it sooner
+            clf.tokenize_chunk = chunk
+            add(f"{engine}-chunk{chunk}", short, lambda c=clf: c.predict_proba(texts))
+            rows[-1]["tokenize_chunk"], rows[-1]["tokenize_processes"] = chunk, clf._processes_for(
+                -(-len(texts) // chunk))
+        clf.tokenize_chunk = default_chunk
+        # The model's share alone: the same padded batches, tokenised beforehand. `model-only` plans batches
+        # over the whole set (the most rows per batch, the least padding); `model-only-sliced` over slices of
+        # `tokenize_chunk`, as a call does, so the two show what slicing costs the GPU.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
         padded = [clf._pad(encoded, batch) for batch in clf.plan_batches(encoded["lengths"].tolist())]
         add(f"{engine}-model-only", short, lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
+        order = np.argsort(-np.asarray([len(t) for t in texts]), kind="stable")
+        parts = [order[i:i + clf.tokenize_chunk] for i in range(0, len(texts), clf.tokenize_chunk)]
+        sliced = [arrays for part in parts for _, arrays in clf._batches(part, clf._tokenize(texts, None, part))]
+        add(f"{engine}-model-only-sliced", short,
+            lambda c=clf, b=sliced: c.backend.collect([c.backend.submit(p) for p in b]))
+        rows[-1]["tokenize_chunk"] = clf.tokenize_chunk
         if profile:
             print_kernel_profile(clf, padded[len(padded) // 2])
             print_host_profile(lambda c=clf: c.predict_proba(texts))
@@ -397,6 +413,8 @@ def main() -> None:
                      help="also time textarmor with these numbers of tokeniser threads")
     gpu.add_argument("--processes-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with these numbers of tokeniser processes (0: threads)")
+    gpu.add_argument("--chunk-sweep", type=int, nargs="*", default=[],
+                     help="also time textarmor with these slice sizes (tokenize_chunk; default 2,048 on a GPU)")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
     host = sub.add_parser("host", help="tokenisation and padding only: threads against worker processes")

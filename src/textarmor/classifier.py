@@ -305,11 +305,11 @@ class Classifier:
         try:
             try:
                 # Everything is queued at once, so the workers run ahead of the model.
-                futures = [pool.submit([texts[i] for i in part.tolist()], None if text_pairs is None else
-                                       [text_pairs[i] for i in part.tolist()]) for part in slices]
+                # The workers also batch and pad, so this process only copies to the device and launches.
+                futures = [pool.submit_batches([texts[i] for i in part.tolist()], None if text_pairs is None else
+                                               [text_pairs[i] for i in part.tolist()]) for part in slices]
                 for indices, future in zip(slices, futures):
-                    encoded = future.result()
-                    yield self._batches(indices, encoded)
+                    yield [(indices[rows], arrays) for rows, arrays in future.result()]
                     done += 1
                 return
             except BrokenProcessPool:
@@ -343,10 +343,11 @@ class Classifier:
 
     def _process_pool(self, processes: int) -> tokenize_pool.TokenizePool:
         pool = self._pool
-        if pool is None or pool.processes != processes or pool.max_length != self.max_length:
+        if (pool is None or pool.processes != processes or pool.max_length != self.max_length
+                or pool.batching != self._batching):
             self.close()
             pool = self._pool = tokenize_pool.TokenizePool(self._fast_tokenizer().to_str(), self.max_length,
-                                                           self._uses_token_types, processes)
+                                                           self._uses_token_types, processes, self._batching)
         return pool
 
     def close(self) -> None:
@@ -367,7 +368,11 @@ class Classifier:
         return self._batches(indices, self._tokenize(texts, text_pairs, indices))
 
     def _batches(self, indices: np.ndarray, encoded: dict[str, np.ndarray]):
-        return [(indices[batch], self._pad(encoded, batch)) for batch in self.plan_batches(encoded["lengths"].tolist())]
+        return [(indices[rows], arrays) for rows, arrays in tokenize_pool.padded_batches(encoded, self._batching)]
+
+    @property
+    def _batching(self) -> tokenize_pool.Batching:
+        return tokenize_pool.Batching(self.max_tokens_per_batch, self.max_batch_size, self.tokenizer.pad_token_id or 0)
 
     def _tokenize(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The ids of ``texts[indices]`` (with their pairs), flat as :func:`tokenize_pool.encode` gives them:
@@ -397,45 +402,15 @@ class Classifier:
 
     def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group indices, longest first, so that rows × padded length stays within the token budget."""
-        order = np.argsort(-np.asarray(lengths), kind="stable")
-        batches: list[list[int]] = []
-        current: list[int] = []
-        width = 0
-        for i in order.tolist():
-            longest = max(width, lengths[i])
-            if current and (longest * (len(current) + 1) > self.max_tokens_per_batch
-                            or len(current) >= self.max_batch_size):
-                batches.append(current)
-                current, longest = [], lengths[i]
-            current.append(i)
-            width = longest
-        if current:
-            batches.append(current)
-        return batches
+        return tokenize_pool.plan_batches(lengths, self.max_tokens_per_batch, self.max_batch_size)
 
     @property
     def _uses_token_types(self) -> bool:
         return "token_type_ids" in self.tokenizer.model_input_names
 
     def _pad(self, encoded: dict[str, np.ndarray], batch: list[int]) -> dict[str, np.ndarray]:
-        """Rows ``batch`` of a flat encoded slice as padded int64 arrays, gathered without a loop over rows."""
-        lengths = encoded["lengths"].astype(np.int64)
-        rows = np.asarray(batch, dtype=np.int64)
-        starts = (np.cumsum(lengths) - lengths)[rows]
-        columns = np.arange(lengths[rows].max())
-        mask = columns < lengths[rows][:, None]
-        source = (starts[:, None] + columns)[mask]  # row-major positions of the kept ids in the flat arrays
-
-        def fill(key: str, pad: int) -> np.ndarray:
-            array = np.full(mask.shape, pad, dtype=np.int64)
-            array[mask] = encoded[key][source]
-            return array
-
-        arrays = {"input_ids": fill("input_ids", self.tokenizer.pad_token_id or 0),
-                  "attention_mask": mask.astype(np.int64)}
-        if self._uses_token_types:
-            arrays["token_type_ids"] = fill("token_type_ids", 0)
-        return arrays
+        """Rows ``batch`` of a flat encoded slice as padded int64 arrays."""
+        return tokenize_pool.pad_rows(encoded, batch, self.tokenizer.pad_token_id or 0)
 
     def predict_proba(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                       function_to_apply: str | None = None, calibrated: bool = True) -> np.ndarray:

@@ -12,7 +12,8 @@ in a worker.
 
 Encoded slices are dicts of flat arrays: ``input_ids`` (int32, every row's ids concatenated),
 ``lengths`` (int32, tokens per row) and, for models with token types, ``token_type_ids`` (int32, like
-``input_ids``).
+``input_ids``). :func:`padded_batches` cuts a slice into the padded int64 batches a backend receives; the
+workers run it too (:meth:`TokenizePool.submit_batches`), so the process feeding a GPU only copies and launches.
 """
 from __future__ import annotations
 
@@ -25,11 +26,66 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import chain
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 _worker_tokenizer = None  # the worker process's tokenizer, built once by _start_worker
 _worker_token_types = False
+_worker_batching = None
+
+
+class Batching(NamedTuple):
+    """How a slice is cut into model batches: the token budget (rows x padded length), the most rows, and
+    the id that pads ``input_ids``."""
+
+    max_tokens: int
+    max_rows: int
+    pad_id: int
+
+
+def plan_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
+    """Group indices, longest first, so that rows x padded length stays within ``max_tokens``."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order.tolist():
+        longest = max(width, lengths[i])
+        if current and (longest * (len(current) + 1) > max_tokens or len(current) >= max_rows):
+            batches.append(current)
+            current, longest = [], lengths[i]
+        current.append(i)
+        width = longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad_rows(encoded: dict[str, np.ndarray], rows: Sequence[int], pad_id: int) -> dict[str, np.ndarray]:
+    """Rows ``rows`` of a flat encoded slice as padded int64 arrays, gathered without a loop over rows."""
+    lengths = encoded["lengths"].astype(np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = (np.cumsum(lengths) - lengths)[rows]
+    columns = np.arange(lengths[rows].max())
+    mask = columns < lengths[rows][:, None]
+    source = (starts[:, None] + columns)[mask]  # row-major positions of the kept ids in the flat arrays
+
+    def fill(key: str, pad: int) -> np.ndarray:
+        array = np.full(mask.shape, pad, dtype=np.int64)
+        array[mask] = encoded[key][source]
+        return array
+
+    arrays = {"input_ids": fill("input_ids", pad_id), "attention_mask": mask.astype(np.int64)}
+    if "token_type_ids" in encoded:
+        arrays["token_type_ids"] = fill("token_type_ids", 0)
+    return arrays
+
+
+def padded_batches(encoded: dict[str, np.ndarray], batching: Batching) -> list[tuple[np.ndarray, dict]]:
+    """A flat encoded slice as ``[(rows of the slice, padded arrays), ...]``, batched by ``batching``."""
+    plan = plan_batches(encoded["lengths"].tolist(), batching.max_tokens, batching.max_rows)
+    return [(np.asarray(rows, dtype=np.int64), pad_rows(encoded, rows, batching.pad_id)) for rows in plan]
 
 
 def configured_tokenizer(tokenizer_json: str, max_length: int):
@@ -67,17 +123,22 @@ def pack(input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[i
     return encoded
 
 
-def _start_worker(tokenizer_json: str, max_length: int, token_types: bool, rayon_threads: int) -> None:
-    global _worker_tokenizer, _worker_token_types
+def _start_worker(tokenizer_json: str, max_length: int, token_types: bool, rayon_threads: int,
+                  batching: Batching | None = None) -> None:
+    global _worker_tokenizer, _worker_token_types, _worker_batching
     # Each worker's Rust thread pool gets its share of the cores instead of all of them (the pool reads
     # this before its first batch); an explicit setting of the user's wins.
     os.environ.setdefault("RAYON_NUM_THREADS", str(rayon_threads))
     _worker_tokenizer = configured_tokenizer(tokenizer_json, max_length)
-    _worker_token_types = token_types
+    _worker_token_types, _worker_batching = token_types, batching
 
 
 def _encode_in_worker(texts: list[str], pairs: list[str] | None) -> dict[str, np.ndarray]:
     return encode(_worker_tokenizer, texts, pairs, _worker_token_types)
+
+
+def _batches_in_worker(texts: list[str], pairs: list[str] | None) -> list[tuple[np.ndarray, dict]]:
+    return padded_batches(_encode_in_worker(texts, pairs), _worker_batching)
 
 
 def _shutdown(executor: ProcessPoolExecutor) -> None:
@@ -93,10 +154,12 @@ class TokenizePool:
     the main module, so a script must keep its work under ``if __name__ == "__main__":``.
     """
 
-    def __init__(self, tokenizer_json: str, max_length: int, token_types: bool, processes: int):
+    def __init__(self, tokenizer_json: str, max_length: int, token_types: bool, processes: int,
+                 batching: Batching | None = None):
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}.")
         self.max_length, self.token_types, self.processes = max_length, token_types, processes
+        self.batching = batching
         self._tokenizer_json = tokenizer_json
         self._executor: ProcessPoolExecutor | None = None
         self._finalizer = None
@@ -108,14 +171,24 @@ class TokenizePool:
     def submit(self, texts: list[str], pairs: list[str] | None = None) -> Future:
         """Encode one slice in a worker; the future's result is :func:`encode`'s dict. A dead worker shows as
         ``concurrent.futures.process.BrokenProcessPool`` from here or from the future."""
+        return self._started_executor().submit(_encode_in_worker, texts, pairs)
+
+    def submit_batches(self, texts: list[str], pairs: list[str] | None = None) -> Future:
+        """Encode one slice in a worker and cut it into padded batches there (the pool's ``batching``); the
+        future's result is :func:`padded_batches`'s list."""
+        if self.batching is None:
+            raise ValueError("submit_batches needs a pool built with batching=Batching(...).")
+        return self._started_executor().submit(_batches_in_worker, texts, pairs)
+
+    def _started_executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
             rayon_threads = max(1, (os.cpu_count() or 1) // self.processes)
             self._executor = ProcessPoolExecutor(
                 max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self._tokenizer_json, self.max_length, self.token_types, rayon_threads))
+                initargs=(self._tokenizer_json, self.max_length, self.token_types, rayon_threads, self.batching))
             self._finalizer = weakref.finalize(self, _shutdown, self._executor)
-        return self._executor.submit(_encode_in_worker, texts, pairs)
+        return self._executor
 
     def close(self) -> None:
         """Stop the workers (waiting for them to exit). The next :meth:`submit` starts new ones."""
