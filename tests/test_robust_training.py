@@ -40,7 +40,7 @@ class Interrupted(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["standard", "pgd", "freelb", "roast", "rift", "roast+augment"])
+@pytest.mark.parametrize("method", ["standard", "pgd", "freelb", "roast", "rift", "ascc", "roast+augment"])
 def test_checkpoint_and_resume(method, tiny_base, small_files, tmp_path, monkeypatch):
     out = tmp_path / method
     original = EpochTimer.on_epoch_begin
@@ -186,7 +186,8 @@ def test_train_help_lists_every_method_with_its_paper(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for fragment in ("pgd:", "Madry et al. 2018", "freelb:", "Zhu et al. 2020", "roast:", "Kim et al. 2023",
-                     "rift:", "Dong et al. 2021", "augment:", "roast+augment"):
+                     "rift:", "Dong et al. 2021", "ascc:", "Towards Robustness Against Natural Language Word",
+                     "augment:", "roast+augment"):
         assert fragment in text
 
 
