@@ -10,6 +10,7 @@ import torch
 
 from tests.conftest import NEGATIVE, POSITIVE, synthetic_rows
 from textarmor.attacks.resources import wordnet_available
+from textarmor.errors import ParameterError
 from textarmor.training import TrainingContext, make_objective
 from textarmor.training.roast import SelectiveTraining, draw_masks, keep_probabilities
 
@@ -277,3 +278,34 @@ def test_wordnet_synonym_table_of_a_real_vocabulary(tmp_path, monkeypatch):
     assert len(cached) == 1
     again = SynonymTable.for_tokenizer(tokenizer, width=8)  # read back, not rebuilt
     assert np.array_equal(again.ids, table.ids) and np.array_equal(again.valid, table.valid)
+
+
+def test_rift_with_the_paper_adversary_searches_synonym_hulls(tiny_base, monkeypatch):
+    """rift_adversary=ascc: RIFT's adversarial input is a convex combination of synonym embeddings (the
+    paper's ASCC), found against KL(p_adv || p_clean); the loss still falls and the options are recorded."""
+    monkeypatch.setitem(TINY_OPTIONS, "rift", {**TINY_OPTIONS["rift"], "rift_adversary": "ascc", "ascc_steps": 2,
+                                               "synonyms": TINY_OPTIONS["ascc"]["synonyms"]})
+    model, objective, batches = tiny_setup(tiny_base, "rift")
+    recorded = objective.hyperparameters()
+    assert recorded["rift_adversary"] == "ascc" and recorded["ascc_steps"] == 2
+    assert not any(key.startswith("adv_") for key in recorded)  # the ball's options are not in use
+    searched = []
+    original = objective._hull.search
+    monkeypatch.setattr(objective._hull, "search", lambda *a, **k: searched.append(1) or original(*a, **k))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    losses = []
+    for step in range(48):
+        loss, _ = objective.loss(model, batches[step % len(batches)])
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+    assert len(searched) == 48
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+
+
+def test_rift_rejects_an_unknown_adversary():
+    with pytest.raises(ParameterError, match="rift_adversary must be one of ball, ascc"):
+        make_objective("rift", rift_adversary="hotflip")

@@ -31,37 +31,35 @@ from textarmor.training.objectives import Objective, TrainingContext, register
 from textarmor.training.synonyms import Lookup, SynonymTable
 
 
-@register
-class ASCCObjective(Objective):
-    """CE on clean inputs + KL to the worst convex combination of synonym embeddings."""
+class SynonymHull:
+    """ASCC's adversary: convex combinations of each token's synonym embeddings, weights searched by Adam.
 
-    name = "ascc"
-    summary, paper = METHODS["ascc"].summary, METHODS["ascc"].paper
+    Shared by the ``ascc`` objective and by ``rift`` with ``rift_adversary=ascc`` (the paper's adversary).
+    ``search`` maximises ``loss_fn(logits)`` (a per-example loss) minus ``sparsity`` times the mean entropy
+    of the weights; ``embed`` builds the adversarial embeddings from the weights, in the graph of the
+    embedding matrix.
+    """
 
-    def __init__(self, ascc_steps: int = 3, ascc_lr: float = 10.0, ascc_sparsity: float = 1.0,
-                 ascc_beta: float = 4.0, ascc_width: int = 8, ascc_init_std: float = 0.1,
-                 synonyms: Lookup | None = None):
-        if int(ascc_steps) < 1:
-            raise ParameterError(f"ascc_steps must be at least 1, got {ascc_steps}.")
-        if int(ascc_width) < 2:
-            raise ParameterError(f"ascc_width must be at least 2 (a token and one synonym), got {ascc_width}.")
-        for key, value in (("ascc_lr", ascc_lr), ("ascc_sparsity", ascc_sparsity), ("ascc_beta", ascc_beta),
-                           ("ascc_init_std", ascc_init_std)):
+    def __init__(self, steps: int = 3, lr: float = 10.0, sparsity: float = 1.0, width: int = 8,
+                 init_std: float = 0.1, lookup: Lookup | None = None, prefix: str = "ascc_"):
+        if int(steps) < 1:
+            raise ParameterError(f"{prefix}steps must be at least 1, got {steps}.")
+        if int(width) < 2:
+            raise ParameterError(f"{prefix}width must be at least 2 (a token and one synonym), got {width}.")
+        for key, value in (("lr", lr), ("sparsity", sparsity), ("init_std", init_std)):
             if float(value) < 0:
-                raise ParameterError(f"{key} must be non-negative, got {value}.")
-        self.ascc_steps, self.ascc_width = int(ascc_steps), int(ascc_width)
-        self.ascc_lr, self.ascc_sparsity = float(ascc_lr), float(ascc_sparsity)
-        self.ascc_beta, self.ascc_init_std = float(ascc_beta), float(ascc_init_std)
-        self._lookup = synonyms  # a word -> synonyms callable (tests); None: WordNet, cached per vocabulary
+                raise ParameterError(f"{prefix}{key} must be non-negative, got {value}.")
+        self.steps, self.width, self.lr = int(steps), int(width), float(lr)
+        self.sparsity, self.init_std = float(sparsity), float(init_std)
+        self._lookup = lookup  # a word -> synonyms callable (tests); None: WordNet, cached per vocabulary
         self._table: SynonymTable | None = None
         self._tensors: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def setup(self, context: TrainingContext) -> None:
-        tokenizer = context.tokenizer
+    def setup(self, tokenizer) -> None:
         if tokenizer is None:
-            raise ParameterError("ascc needs the model's tokenizer to build its synonym table.")
-        self._table = (SynonymTable.build(tokenizer, self.ascc_width, self._lookup) if self._lookup
-                       else SynonymTable.for_tokenizer(tokenizer, self.ascc_width))
+            raise ParameterError("The synonym-hull adversary needs the model's tokenizer to build its synonym table.")
+        self._table = (SynonymTable.build(tokenizer, self.width, self._lookup) if self._lookup
+                       else SynonymTable.for_tokenizer(tokenizer, self.width))
         self._tensors = {}
 
     def report(self) -> dict[str, Any]:
@@ -70,7 +68,7 @@ class ASCCObjective(Objective):
     def candidates(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Synonym token ids ``(batch, seq, width)`` and their validity (padding: only the token itself)."""
         if self._table is None:
-            raise RuntimeError("ASCCObjective.setup(context) must run before training (train() calls it).")
+            raise RuntimeError("setup(context) must run before training (train() calls it).")
         device = input_ids.device
         if device not in self._tensors:
             self._tensors[device] = (torch.from_numpy(self._table.ids).to(device),
@@ -83,22 +81,24 @@ class ASCCObjective(Objective):
         ok[..., 1:] &= mask.bool().unsqueeze(-1)
         return candidates, ok
 
-    def attack(self, model, data: EmbeddedBatch, synonyms: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-        """The adversary's combination weights ``(batch, seq, width)``, detached."""
+    def search(self, model, data: EmbeddedBatch, synonyms: torch.Tensor, ok: torch.Tensor, loss_fn,
+               no_sync) -> torch.Tensor:
+        """The adversary's combination weights ``(batch, seq, width)``, detached; ``synonyms`` holds the
+        candidates' embeddings (detached), ``no_sync`` the objective's DDP context."""
         was_training = model.training
         model.eval()
         try:
-            with self.no_sync(model):
-                phi = (torch.randn(ok.shape, device=ok.device) * self.ascc_init_std).requires_grad_()
-                optimizer = torch.optim.Adam([phi], lr=self.ascc_lr)
+            with no_sync(model):
+                phi = (torch.randn(ok.shape, device=ok.device) * self.init_std).requires_grad_()
+                optimizer = torch.optim.Adam([phi], lr=self.lr)
                 multi = ok[..., 1:].any(-1)  # tokens that have a choice
-                for _ in range(self.ascc_steps):
+                for _ in range(self.steps):
                     log_w = F.log_softmax(phi.masked_fill(~ok, torch.finfo(phi.dtype).min), dim=-1)
                     w = log_w.exp()
                     logits = data.forward(model, (w.unsqueeze(-1).to(synonyms.dtype) * synonyms).sum(-2)).logits
                     entropy = -(w * log_w.masked_fill(~ok, 0.0)).sum(-1)
                     mean_entropy = entropy[multi].mean() if multi.any() else entropy.sum() * 0.0
-                    gain = data.mean(cross_entropy(logits, data.labels)) - self.ascc_sparsity * mean_entropy
+                    gain = data.mean(loss_fn(logits)) - self.sparsity * mean_entropy
                     optimizer.zero_grad(set_to_none=True)
                     (phi.grad,) = torch.autograd.grad(-gain, phi)
                     optimizer.step()
@@ -106,16 +106,55 @@ class ASCCObjective(Objective):
         finally:
             model.train(was_training)
 
-    def loss(self, model, batch):
-        data = EmbeddedBatch.from_batch(batch)
+    def adversarial_embeddings(self, model, data: EmbeddedBatch, loss_fn, no_sync) -> torch.Tensor:
+        """Search the weights against ``loss_fn`` and return the adversarial word embeddings, in the graph
+        of the embedding matrix (the weights themselves are constants)."""
         candidates, ok = self.candidates(data.input_ids, data.mask.squeeze(-1))
         embedding = unwrap(model).get_input_embeddings()
-        weights = self.attack(model, data, embedding(candidates).detach(), ok)
+        weights = self.search(model, data, embedding(candidates).detach(), ok, loss_fn, no_sync)
+        synonyms = embedding(candidates)
+        return (weights.unsqueeze(-1).to(synonyms.dtype) * synonyms).sum(-2)
+
+
+@register
+class ASCCObjective(Objective):
+    """CE on clean inputs + KL to the worst convex combination of synonym embeddings."""
+
+    name = "ascc"
+    summary, paper = METHODS["ascc"].summary, METHODS["ascc"].paper
+
+    def __init__(self, ascc_steps: int = 3, ascc_lr: float = 10.0, ascc_sparsity: float = 1.0,
+                 ascc_beta: float = 4.0, ascc_width: int = 8, ascc_init_std: float = 0.1,
+                 synonyms: Lookup | None = None):
+        if float(ascc_beta) < 0:
+            raise ParameterError(f"ascc_beta must be non-negative, got {ascc_beta}.")
+        self._hull = SynonymHull(ascc_steps, ascc_lr, ascc_sparsity, ascc_width, ascc_init_std, synonyms)
+        self.ascc_steps, self.ascc_width = self._hull.steps, self._hull.width
+        self.ascc_lr, self.ascc_sparsity = self._hull.lr, self._hull.sparsity
+        self.ascc_beta, self.ascc_init_std = float(ascc_beta), self._hull.init_std
+
+    def setup(self, context: TrainingContext) -> None:
+        self._hull.setup(context.tokenizer)
+
+    def report(self) -> dict[str, Any]:
+        return self._hull.report()
+
+    def candidates(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._hull.candidates(input_ids, mask)
+
+    def attack(self, model, data: EmbeddedBatch, synonyms: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """The adversary's combination weights ``(batch, seq, width)`` against the cross-entropy, detached."""
+        return self._hull.search(model, data, synonyms, ok, lambda logits: cross_entropy(logits, data.labels),
+                                 self.no_sync)
+
+    def loss(self, model, batch):
+        data = EmbeddedBatch.from_batch(batch)
+        adversarial = self._hull.adversarial_embeddings(
+            model, data, lambda logits: cross_entropy(logits, data.labels), self.no_sync)
         clean = data.embed(model)
-        adversarial = (weights.unsqueeze(-1).to(clean.dtype) * embedding(candidates)).sum(-2)
         both = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.shape[:1] == data.labels.shape else v
                 for k, v in data.model_kwargs.items()}
-        logits = model(inputs_embeds=torch.cat([clean, adversarial]), **both).logits
+        logits = model(inputs_embeds=torch.cat([clean, adversarial.to(clean.dtype)]), **both).logits
         clean_logits, adv_logits = logits.chunk(2)
         per_example = (cross_entropy(clean_logits, data.labels)
                        + self.ascc_beta * kl_divergence(clean_logits, adv_logits))

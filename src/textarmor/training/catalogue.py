@@ -31,7 +31,8 @@ METHODS: dict[str, MethodInfo] = {
         "CE + w_kl KL(adv||clean) + class-conditional InfoNCE with a frozen pre-trained encoder",
         "Dong et al. 2021, How Should Pre-Trained Language Models Be Fine-Tuned Towards Adversarial "
         "Robustness?, NeurIPS",
-        "rift_w_kl=10 rift_w_mi=0.1 rift_temperature=0.2 rift_proj_dim=256 + the pgd adversary options"),
+        "rift_w_kl=10 rift_w_mi=0.1 rift_temperature=0.2 rift_proj_dim=256 rift_adversary=ball (+ the pgd "
+        "adversary options; rift_adversary=ascc: the paper's synonym-hull adversary, + the ascc_* options)"),
     "ascc": MethodInfo(
         "adversary over convex combinations of each word's synonym embeddings (WordNet), CE + beta KL",
         "Dong et al. 2021, Towards Robustness Against Natural Language Word Substitutions, ICLR",

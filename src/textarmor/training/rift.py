@@ -5,10 +5,12 @@ between the fine-tuned model's features on adversarial inputs and a frozen copy 
 encoder's features on the clean inputs, each through a small MLP projection (one pair per class, as in
 the official code), temperature 0.2. Features are the last hidden state of the first token.
 
-Deviation: the paper's adversary is ASCC (a search over convex hulls of synonym embeddings); this one is
-the embedding-space adversary of ``pgd`` (random start in the FreeLB ball, K normalised ascent steps on
-KL(p_adv || p_clean)), which needs no synonym table. Defaults w_kl=10, w_mi=0.1 come from the official IMDB
-script (``rift_train.sh``).
+The adversary (``rift_adversary``): ``ball`` (default), the embedding-space adversary of ``pgd`` (random start
+in the FreeLB ball, K normalised ascent steps on KL(p_adv || p_clean)), which needs no synonym table; or
+``ascc``, the paper's own: ASCC's search over convex hulls of WordNet synonym embeddings
+(:class:`~textarmor.training.ascc.SynonymHull`, options ``ascc_steps``, ``ascc_lr``, ``ascc_sparsity``,
+``ascc_width``, ``ascc_init_std``), maximising the same KL. Defaults w_kl=10, w_mi=0.1 come from the official
+IMDB script (``rift_train.sh``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textarmor.errors import ParameterError
+from textarmor.training.ascc import SynonymHull
 from textarmor.training.catalogue import METHODS
 from textarmor.training.embedding_space import EmbeddedBatch, cross_entropy, kl_divergence, unwrap
 from textarmor.training.objectives import EmbeddingAdversaryObjective, TrainingContext, register
@@ -67,14 +71,38 @@ class RiftObjective(EmbeddingAdversaryObjective):
     # mark them unused before their gradients arrive.
     ddp_find_unused_parameters = False
 
+    ADVERSARIES = ("ball", "ascc")
+
     def __init__(self, rift_w_kl: float = 10.0, rift_w_mi: float = 0.1, rift_temperature: float = 0.2,
-                 rift_proj_dim: int = 256, **adversary):
+                 rift_proj_dim: int = 256, rift_adversary: str = "ball", ascc_steps: int = 3, ascc_lr: float = 10.0,
+                 ascc_sparsity: float = 1.0, ascc_width: int = 8, ascc_init_std: float = 0.1, synonyms=None,
+                 **adversary):
+        if rift_adversary not in self.ADVERSARIES:
+            raise ParameterError(f"rift_adversary must be one of {', '.join(self.ADVERSARIES)}, got "
+                                 f"'{rift_adversary}'.")
         super().__init__(**adversary)
         self.rift_w_kl, self.rift_w_mi = float(rift_w_kl), float(rift_w_mi)
         self.rift_temperature, self.rift_proj_dim = float(rift_temperature), int(rift_proj_dim)
+        self.rift_adversary = rift_adversary
+        self._hull = (SynonymHull(ascc_steps, ascc_lr, ascc_sparsity, ascc_width, ascc_init_std, synonyms)
+                      if rift_adversary == "ascc" else None)
         self._teacher = None
 
+    def hyperparameters(self) -> dict:
+        """RIFT's own options and those of the adversary it uses."""
+        own = {k: v for k, v in super().hyperparameters().items() if not k.startswith("adv_")}
+        if self._hull is None:
+            return {**own, **self._ball.as_dict(), "adv_steps": self.adv_steps}
+        hull = self._hull
+        return {**own, "ascc_steps": hull.steps, "ascc_lr": hull.lr, "ascc_sparsity": hull.sparsity,
+                "ascc_width": hull.width, "ascc_init_std": hull.init_std}
+
+    def report(self) -> dict:
+        return self._hull.report() if self._hull is not None else {}
+
     def setup(self, context: TrainingContext) -> None:
+        if self._hull is not None:
+            self._hull.setup(context.tokenizer)
         model = unwrap(context.model)
         self._teacher = copy.deepcopy(model.base_model).eval()
         self._teacher.requires_grad_(False)
@@ -96,9 +124,14 @@ class RiftObjective(EmbeddingAdversaryObjective):
         data = EmbeddedBatch.from_batch(batch)
         with torch.no_grad(), self.no_sync(model):
             target = data.forward(model, data.embed(model)).logits.detach()
-        delta = self.attack(model, data, lambda logits: kl_divergence(logits, target))
+        if self._hull is None:
+            delta = self.attack(model, data, lambda logits: kl_divergence(logits, target))
+            adversarial = data.embed(model) + delta
+        else:
+            adversarial = self._hull.adversarial_embeddings(model, data, lambda logits: kl_divergence(logits, target),
+                                                            self.no_sync)
         clean = data.forward(model, data.embed(model))
-        adv = data.forward(model, data.embed(model) + delta, output_hidden_states=True)
+        adv = data.forward(model, adversarial, output_hidden_states=True)
         device = data.input_ids.device
         if next(self._teacher.parameters()).device != device:
             self._teacher.to(device)
