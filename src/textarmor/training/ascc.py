@@ -36,8 +36,8 @@ class SynonymHull:
 
     Shared by the ``ascc`` objective and by ``rift`` with ``rift_adversary=ascc`` (the paper's adversary).
     ``search`` maximises ``loss_fn(logits)`` (a per-example loss) minus ``sparsity`` times the mean entropy
-    of the weights; ``embed`` builds the adversarial embeddings from the weights, in the graph of the
-    embedding matrix.
+    of the weights; ``adversarial_embeddings`` searches and builds the adversarial embeddings, in the graph of
+    the embedding matrix.
     """
 
     def __init__(self, steps: int = 3, lr: float = 10.0, sparsity: float = 1.0, width: int = 8,
