@@ -154,3 +154,29 @@ def test_prebuilt_attention_mask_gives_the_same_logits(tiny_trained):
         clf = Classifier(None, load_tokenizer(str(tiny_trained)), backend=backend, model_config=model.config)
         results.append(clf.logits(texts))
     np.testing.assert_allclose(results[0], results[1], atol=1e-5)
+
+
+def test_slices_respect_the_text_and_character_caps():
+    from textarmor.backends.tokenize_pool import plan_slices
+
+    chars = np.array([900, 500, 400, 300, 120, 100, 80, 10, 10, 5])  # longest first, as the classifier orders
+    order = np.arange(len(chars))[::-1].copy()  # any index order; chars are given in that order
+    slices = plan_slices(order, chars, max_texts=4, max_chars=600)
+    assert np.array_equal(np.concatenate(slices), order)  # every input once, in order
+    start = 0
+    for part in slices:
+        span = chars[start:start + len(part)]
+        start += len(part)
+        assert len(part) <= 4
+        assert span.sum() <= 600 or len(part) == 1  # a text longer than the cap gets a slice of its own
+    assert [len(s) for s in slices] == [1, 1, 1, 4, 3]
+    assert [len(s) for s in plan_slices(order, chars, max_texts=4)] == [4, 4, 2]  # no cap: by count only
+
+
+def test_a_character_cap_on_slices_leaves_the_scores_unchanged(clf):
+    texts = ["good " * n for n in (1, 40, 3, 25, 2, 60, 7, 15)] + ["the plot was dull"] * 3
+    capped = Classifier(clf.backend.model, clf.tokenizer, config=clf.config, device="cpu", tokenize_chunk=4,
+                        tokenize_chunk_chars=80, tokenize_processes=0)
+    np.testing.assert_allclose(capped.logits(texts), clf.logits(texts), atol=1e-5)
+    with pytest.raises(ParameterError, match="tokenize_chunk_chars"):
+        Classifier(clf.backend.model, clf.tokenizer, device="cpu", tokenize_chunk_chars=0)

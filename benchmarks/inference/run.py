@@ -168,7 +168,8 @@ def run_gpu(args) -> list[dict]:
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
-                              args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep)
+                              args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
+                              args.chunk_chars_sweep)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -178,7 +179,7 @@ def run_gpu(args) -> list[dict]:
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
                   dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
-                  chunk_sweep=()) -> list[dict]:
+                  chunk_sweep=(), chunk_chars_sweep=()) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -235,6 +236,11 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
             rows[-1]["tokenize_chunk"], rows[-1]["tokenize_processes"] = chunk, clf._processes_for(
                 -(-len(texts) // chunk))
         clf.tokenize_chunk = default_chunk
+        for cap in chunk_chars_sweep:  # slices of long texts cut by characters, so the model starts sooner
+            clf.tokenize_chunk_chars = cap
+            add(f"{engine}-chunkchars{cap}", short, lambda c=clf: c.predict_proba(texts))
+            rows[-1]["tokenize_chunk_chars"] = cap
+        clf.tokenize_chunk_chars = None
         # The model's share alone: the same padded batches, tokenised beforehand. `model-only` plans batches
         # over the whole set (the most rows per batch, the least padding); `model-only-sliced` over slices of
         # `tokenize_chunk`, as a call does, so the two show what slicing costs the GPU.
@@ -415,6 +421,8 @@ def main() -> None:
                      help="also time textarmor with these numbers of tokeniser processes (0: threads)")
     gpu.add_argument("--chunk-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with these slice sizes (tokenize_chunk; default 2,048 on a GPU)")
+    gpu.add_argument("--chunk-chars-sweep", type=int, nargs="*", default=[],
+                     help="also time textarmor with slices capped at these numbers of characters")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
     host = sub.add_parser("host", help="tokenisation and padding only: threads against worker processes")

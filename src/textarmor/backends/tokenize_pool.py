@@ -44,6 +44,23 @@ class Batching(NamedTuple):
     pad_id: int
 
 
+def plan_slices(order: np.ndarray, chars: np.ndarray, max_texts: int, max_chars: int | None = None) -> list[np.ndarray]:
+    """Cut ``order`` (input indices, longest first; ``chars`` their lengths in that order) into consecutive
+    slices of at most ``max_texts`` texts and, with ``max_chars``, at most that many characters (always at
+    least one text)."""
+    if not max_chars:
+        return [order[i:i + max_texts] for i in range(0, len(order), max_texts)]
+    ends = np.cumsum(chars)
+    slices, start = [], 0
+    while start < len(order):
+        before = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, before + max_chars, side="right"))
+        stop = min(max(stop, start + 1), start + max_texts)
+        slices.append(order[start:stop])
+        start = stop
+    return slices
+
+
 def plan_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
     """Group indices, longest first, so that rows x padded length stays within ``max_tokens``."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
