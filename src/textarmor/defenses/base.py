@@ -83,7 +83,7 @@ class DefendedClassifier(Classifier):
         self.config = replace(base.config, temperature=1.0, conformal={}, robustness={})
         self.backend, self.max_length = base.backend, base.max_length
         self.max_tokens_per_batch, self.max_batch_size = base.max_tokens_per_batch, base.max_batch_size
-        self.tokenize_chunk = base.tokenize_chunk
+        self.tokenize_chunk, self.tokenize_chunk_chars = base.tokenize_chunk, base.tokenize_chunk_chars
         self.tokenize_workers = base.tokenize_workers
         self.tokenize_processes = base.tokenize_processes
         self._pool, self._pool_broken = None, False
