@@ -75,7 +75,7 @@ CANDIDATES = {
     # stronger canonicalisation only where the model is unsure: pwws stops as soon as the label flips, so its
     # examples sit near the boundary, while most clean inputs are confident and stay untouched
     "tta-canonical-uncertain": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r,
-                                         "entropy_threshold": 0.5}) for r in (20000, 10000, 5000, 2000)],
+                                         "entropy_threshold": 0.5}) for r in (20000, 10000, 5000, 2000, 1000, 500, 0)],
     # canonicalised text plus synonym copies drawn from it (and canonicalised again): 5 passes
     "tta-canonical-synonyms": [("tta", {"augmentations": "repair,canonical,synonyms", "n": 4, "rate": r,
                                         "canonical_rank": 20000}) for r in (0.1, 0.2, 0.3)],
