@@ -113,8 +113,8 @@ class Classifier:
         also batch and pad, and this process copies the batches to the device. ``0``: threads. ``None`` or
         ``"auto"`` (default): processes only where they pay, i.e. a CUDA backend, a fast tokenizer, at least
         8 CPU cores and a call of more than 4 slices (then ``min(8, cores - 2)`` processes); threads
-        otherwise. Slow (Python) tokenizers
-        always use threads. The pool starts on first use, serves later calls and stops on :meth:`close`
+        otherwise. Slow (Python) tokenizers always use threads. The pool starts on first use, serves later
+        calls and stops on :meth:`close`
         (or when the classifier is collected, or at exit). Workers are spawned, so a script must keep its
         work under ``if __name__ == "__main__":`` (``"auto"`` checks for that block and uses threads
         without it). If a worker dies, the call finishes with threads, a ``RuntimeWarning`` says so, and
@@ -308,7 +308,7 @@ class Classifier:
 
     def _prepared_in_processes(self, texts: list[str], text_pairs: list[str] | None, slices: list[np.ndarray],
                                processes: int):
-        """Slices tokenised by the worker processes, padded here as they arrive (in slice order)."""
+        """Slices tokenised, batched and padded by the worker processes, in slice order as they arrive."""
         pool = self._process_pool(processes)
         futures, done = [], 0
         try:
