@@ -180,3 +180,37 @@ def test_a_character_cap_on_slices_leaves_the_scores_unchanged(clf):
     np.testing.assert_allclose(capped.logits(texts), clf.logits(texts), atol=1e-5)
     with pytest.raises(ParameterError, match="tokenize_chunk_chars"):
         Classifier(clf.backend.model, clf.tokenizer, device="cpu", tokenize_chunk_chars=0)
+
+
+class QueueingBackend:
+    """An asynchronous backend stand-in: always busy, and each row's logits are a function of its own ids,
+    so stacked batches show whether every row comes back to its input."""
+
+    name, device, asynchronous = "queueing", "cpu", True
+
+    def __init__(self):
+        self.shapes = []
+
+    def busy(self) -> bool:
+        return True
+
+    def submit(self, arrays: dict):
+        self.shapes.append(arrays["input_ids"].shape)
+        ids = np.where(arrays["attention_mask"] == 1, arrays["input_ids"], 0)
+        return np.stack([ids.sum(1), arrays["attention_mask"].sum(1)], axis=1).astype(np.float32)
+
+    def collect(self, handles: list) -> list[np.ndarray]:
+        return handles
+
+
+def test_a_busy_device_gets_stacked_batches_and_every_row_its_own_scores(clf):
+    texts = [f"the plot was {'really ' * (i % 7)}dull number {i}" for i in range(40)]
+    single = Classifier(None, clf.tokenizer, backend=QueueingBackend(), model_config=clf.model_config,
+                        tokenize_chunk=1000, max_tokens_per_batch=4096, max_batch_size=256)
+    stacked = Classifier(None, clf.tokenizer, backend=QueueingBackend(), model_config=clf.model_config,
+                         tokenize_chunk=4, tokenize_processes=0, max_tokens_per_batch=4096, max_batch_size=16)
+    reference = single.logits(texts)
+    np.testing.assert_array_equal(stacked.logits(texts), reference)
+    shapes = stacked.backend.shapes
+    assert len(shapes) < 10  # 10 slices of 4 texts went as fewer, stacked batches
+    assert all(rows <= 16 and rows * width <= 4096 for rows, width in shapes)  # within the budget

@@ -16,8 +16,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoModelForSequenceClassification, RobertaConfig
 
+from textarmor.backends import short_attention
+
 KERNELS = {"default": None, "cudnn": [SDPBackend.CUDNN_ATTENTION], "efficient": [SDPBackend.EFFICIENT_ATTENTION],
-           "math": [SDPBackend.MATH]}
+           "math": [SDPBackend.MATH], "textarmor_short": None}  # the last: textarmor's Triton kernel (<= 64 tokens)
 
 
 def forward_ms(model, ids, mask, kernel, repeats=5) -> float:
@@ -25,6 +27,7 @@ def forward_ms(model, ids, mask, kernel, repeats=5) -> float:
         with torch.inference_mode():
             return model(input_ids=ids, attention_mask=mask).logits
     context = sdpa_kernel(KERNELS[kernel]) if KERNELS[kernel] else contextlib.nullcontext()
+    model.set_attn_implementation(short_attention.register() if kernel == "textarmor_short" else "sdpa")
     with context:
         once()
         torch.cuda.synchronize()
@@ -49,10 +52,20 @@ def main() -> None:
         mask = (torch.arange(length, device="cuda") < lengths[:, None])[:, None, None, :]
         result = {"length": length, "rows": rows}
         for kernel in KERNELS:
+            if kernel == "textarmor_short" and length > short_attention.MAX_LENGTH:
+                continue
             try:
                 result[kernel] = round(forward_ms(model, ids, mask, kernel), 2)
             except RuntimeError as error:  # a kernel that does not take this input
                 result[kernel] = str(error)[:60]
+        if "textarmor_short" in result and isinstance(result["efficient"], float):
+            # the kernel's output against SDPA's on one batch: the same probabilities to fp16 precision
+            with torch.inference_mode():
+                model.set_attn_implementation("sdpa")
+                ref = model(input_ids=ids, attention_mask=mask).logits.float().softmax(-1)
+                model.set_attn_implementation(short_attention.register())
+                out = model(input_ids=ids, attention_mask=mask).logits.float().softmax(-1)
+            result["max_abs_prob_diff_vs_sdpa"] = float((out - ref).abs().max())
         print(json.dumps(result), flush=True)
 
 

@@ -167,6 +167,8 @@ def run_gpu(args) -> list[dict]:
             "imdb-x10": [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
     for name, texts in sets.items():
+        if args.sets and name not in args.sets:
+            continue
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
                               args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
                               args.chunk_chars_sweep)
@@ -183,6 +185,9 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     import torch
 
     from textarmor import Classifier
+    from textarmor.backends.short_attention import triton_available
+    from textarmor.backends.tokenize_pool import plan_slices
+    from textarmor.backends.torch_backend import TorchBackend
 
     rows = []
     lengths = np.array([len(x) for x in tokenizer(texts, truncation=True, max_length=512)["input_ids"]])
@@ -207,52 +212,64 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         add("naive-batch64", "bf16", lambda: naive_scores(bf16, tokenizer, texts, "cuda"), repeats=1)
     short = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
     clf = None
-    for engine, compiled in [("textarmor", False)] + ([("textarmor-compiled", True)] if compile else []):
+    # `-sdpa`: PyTorch's fused attention kernels on every row, without the short-row Triton kernel
+    engines = ([("textarmor-sdpa", False)] if triton_available() else []) + [("textarmor", False)]
+    for engine, compiled in engines + ([("textarmor-compiled", True)] if compile else []):
         if clf is not None:
             clf.close()
-        clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype, compile=compiled)
+        backend = TorchBackend(bf16, device="cuda", dtype=dtype, short_attention=False) if engine.endswith(
+            "-sdpa") else None
+        clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype, compile=compiled, backend=backend)
         slices = -(-len(texts) // clf.tokenize_chunk)
         started = time.perf_counter()
         add(engine, short, lambda c=clf: c.predict_proba(texts))  # its warm-up call compiles
+        rows[-1]["short_attention"] = clf.backend.short_attention
         if compiled:
             rows[-1]["compile_and_first_call_s"] = round(time.perf_counter() - started - repeats * rows[-1]["wall_s"],
                                                          1)
+        rows[-1]["tokenize_chunk_chars"] = clf.tokenize_chunk_chars
         default_workers = rows[-1]["tokenize_workers"] = clf.tokenize_workers
         rows[-1]["tokenize_processes"] = clf._processes_for(slices)  # what the default ("auto") chose
-        for workers in workers_sweep:  # how the feeding thread fares against more tokeniser threads
+        sweeping = engine == "textarmor"  # the other engines get their default and model-only rows
+        # how the feeding thread fares against more tokeniser threads
+        for workers in workers_sweep if sweeping else ():
             clf.tokenize_workers, clf.tokenize_processes = workers, 0
             add(f"{engine}-workers{workers}", short, lambda c=clf: c.predict_proba(texts))
             rows[-1]["tokenize_workers"], rows[-1]["tokenize_processes"] = workers, 0
         clf.tokenize_workers = default_workers
-        for processes in processes_sweep:  # tokeniser processes instead (0: the default threads)
+        for processes in processes_sweep if sweeping else ():  # tokeniser processes (0: threads)
             clf.tokenize_processes = processes
             add(f"{engine}-processes{processes}", short, lambda c=clf: c.predict_proba(texts))  # warm-up spawns
             rows[-1]["tokenize_workers"], rows[-1]["tokenize_processes"] = default_workers, processes
         clf.tokenize_processes = None
         default_chunk = clf.tokenize_chunk
-        for chunk in chunk_sweep:  # larger slices give the GPU larger batches, smaller ones start it sooner
+        # larger slices give the GPU larger batches, smaller ones start it sooner
+        for chunk in chunk_sweep if sweeping else ():
             clf.tokenize_chunk = chunk
             add(f"{engine}-chunk{chunk}", short, lambda c=clf: c.predict_proba(texts))
             rows[-1]["tokenize_chunk"], rows[-1]["tokenize_processes"] = chunk, clf._processes_for(
                 -(-len(texts) // chunk))
         clf.tokenize_chunk = default_chunk
-        for cap in chunk_chars_sweep:  # slices of long texts cut by characters, so the model starts sooner
+        # slices of long texts cut by characters, so the model starts sooner
+        default_chars = clf.tokenize_chunk_chars
+        for cap in chunk_chars_sweep if sweeping else ():
             clf.tokenize_chunk_chars = cap
             add(f"{engine}-chunkchars{cap}", short, lambda c=clf: c.predict_proba(texts))
             rows[-1]["tokenize_chunk_chars"] = cap
-        clf.tokenize_chunk_chars = None
+        clf.tokenize_chunk_chars = default_chars
         # The model's share alone: the same padded batches, tokenised beforehand. `model-only` plans batches
         # over the whole set (the most rows per batch, the least padding); `model-only-sliced` over slices of
         # `tokenize_chunk`, as a call does, so the two show what slicing costs the GPU.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
         padded = [clf._pad(encoded, batch) for batch in clf.plan_batches(encoded["lengths"].tolist())]
         add(f"{engine}-model-only", short, lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
-        order = np.argsort(-np.asarray([len(t) for t in texts]), kind="stable")
-        parts = [order[i:i + clf.tokenize_chunk] for i in range(0, len(texts), clf.tokenize_chunk)]
+        chars = np.asarray([len(t) for t in texts])
+        order = np.argsort(-chars, kind="stable")
+        parts = plan_slices(order, chars[order], clf.tokenize_chunk, clf.tokenize_chunk_chars, clf._slice_ramp)
         sliced = [arrays for part in parts for _, arrays in clf._batches(part, clf._tokenize(texts, None, part))]
         add(f"{engine}-model-only-sliced", short,
             lambda c=clf, b=sliced: c.backend.collect([c.backend.submit(p) for p in b]))
-        rows[-1]["tokenize_chunk"] = clf.tokenize_chunk
+        rows[-1]["tokenize_chunk"], rows[-1]["tokenize_chunk_chars"] = clf.tokenize_chunk, clf.tokenize_chunk_chars
         if profile:
             print_kernel_profile(clf, padded[len(padded) // 2])
             print_host_profile(lambda c=clf: c.predict_proba(texts))
@@ -367,7 +384,8 @@ def parity(args) -> list[dict]:
     dev = read_jsonl(args.parity_data) if args.parity_data else []
     texts = [r["text"] for r in dev] + [r["text"] for r in read_jsonl(args.sst2, limit=20000)]
     ref_clf = Classifier.from_pretrained(args.parity_model, device="cuda", dtype="float32")
-    ref_clf.backend.prebuilt_mask = False  # the reference runs the model's own mask handling
+    ref_clf.backend.prebuilt_mask = False  # the reference runs the model's own mask handling and SDPA
+    ref_clf.backend.model.set_attn_implementation("sdpa")
     ref = ref_clf.predict_proba(texts)
     labels = {r["text"]: r["label"] for r in dev}
     names = ref_clf.labels
@@ -410,6 +428,8 @@ def main() -> None:
     gpu.add_argument("--parity-model")
     gpu.add_argument("--parity-data")
     gpu.add_argument("--parity-only", action="store_true")
+    gpu.add_argument("--sets", nargs="*", choices=["sst2-train", "imdb-x10"], default=None,
+                     help="time only these sets (default: both)")
     gpu.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"], help="textarmor's dtype")
     gpu.add_argument("--repeats", type=int, default=3)
     gpu.add_argument("--compile", action="store_true", help="also time textarmor with compile=True")

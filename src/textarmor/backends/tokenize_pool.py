@@ -44,18 +44,21 @@ class Batching(NamedTuple):
     pad_id: int
 
 
-def plan_slices(order: np.ndarray, chars: np.ndarray, max_texts: int, max_chars: int | None = None) -> list[np.ndarray]:
+def plan_slices(order: np.ndarray, chars: np.ndarray, max_texts: int, max_chars: int | None = None,
+                ramp: int = 0) -> list[np.ndarray]:
     """Cut ``order`` (input indices, longest first; ``chars`` their lengths in that order) into consecutive
     slices of at most ``max_texts`` texts and, with ``max_chars``, at most that many characters (always at
-    least one text)."""
-    if not max_chars:
-        return [order[i:i + max_texts] for i in range(0, len(order), max_texts)]
+    least one text). With ``ramp`` = r, the first r slices are 2^-r, ..., 1/2 of those limits, so the first
+    batch reaches the model after a fraction of a full slice's tokenisation; later slices still overlap it."""
     ends = np.cumsum(chars)
     slices, start = [], 0
     while start < len(order):
-        before = ends[start - 1] if start else 0
-        stop = int(np.searchsorted(ends, before + max_chars, side="right"))
-        stop = min(max(stop, start + 1), start + max_texts)
+        shrink = 1 << max(0, ramp - len(slices))
+        stop = start + max(1, max_texts // shrink)
+        if max_chars:
+            before = ends[start - 1] if start else 0
+            by_chars = int(np.searchsorted(ends, before + max(1, max_chars // shrink), side="right"))
+            stop = min(max(by_chars, start + 1), stop)
         slices.append(order[start:stop])
         start = stop
     return slices
@@ -103,6 +106,16 @@ def padded_batches(encoded: dict[str, np.ndarray], batching: Batching) -> list[t
     """A flat encoded slice as ``[(rows of the slice, padded arrays), ...]``, batched by ``batching``."""
     plan = plan_batches(encoded["lengths"].tolist(), batching.max_tokens, batching.max_rows)
     return [(np.asarray(rows, dtype=np.int64), pad_rows(encoded, rows, batching.pad_id)) for rows in plan]
+
+
+def merge_padded(batches: Sequence[dict[str, np.ndarray]], pad_id: int) -> dict[str, np.ndarray]:
+    """Padded batches (as :func:`pad_rows` gives them) stacked into one, each widened to the longest."""
+    if len(batches) == 1:
+        return batches[0]
+    width = max(b["input_ids"].shape[1] for b in batches)
+    pads = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
+    return {key: np.concatenate([np.pad(b[key], ((0, 0), (0, width - b[key].shape[1])), constant_values=pads[key])
+                                 for b in batches]) for key in batches[0]}
 
 
 def configured_tokenizer(tokenizer_json: str, max_length: int):

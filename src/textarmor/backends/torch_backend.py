@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from textarmor.backends import short_attention as attention_kernels
+
 
 def forward_logits(model, inputs: dict, short_length: int):
     """The model's logits, with the memory-efficient attention kernel for rows of at most ``short_length``
@@ -29,6 +31,9 @@ def auto_device() -> str:
 class TorchBackend:
     """Runs a ``transformers`` sequence classifier.
 
+    On CUDA with Triton, BERT- and RoBERTa-family models attend with :mod:`short_attention`'s kernel on rows
+    of at most 64 tokens (``short_attention=None``, the default; ``False`` keeps SDPA everywhere).
+
     On CUDA, ``submit`` copies the batch from pinned memory without blocking and queues the forward pass;
     logits stay on the GPU until ``collect``, which moves all of them in one transfer. The CPU is therefore
     free to pad the next batch while the GPU works, and the GPU never waits for a per-batch sync.
@@ -41,7 +46,7 @@ class TorchBackend:
     SHORT_LENGTH = 48  # padded length up to which forward_logits picks the memory-efficient kernel on CUDA
 
     def __init__(self, model, device: str | None = None, dtype: str | None = None,
-                 prebuilt_mask: bool | None = None, compile: bool = False):
+                 prebuilt_mask: bool | None = None, compile: bool = False, short_attention: bool | None = None):
         import torch
 
         self.device = torch.device(device or auto_device())
@@ -58,17 +63,30 @@ class TorchBackend:
         self._short_length = self.SHORT_LENGTH if self.device.type == "cuda" else 0
         self.compiled = bool(compile)
         self._pin = self.device.type == "cuda"
+        self.asynchronous = self._pin  # submit returns before the work is done: see busy
         self._ring: list[tuple] = [(None, None)] * 4  # pinned staging buffers, see _to_device
         self._next_slot = 0
         if prebuilt_mask is None:
             prebuilt_mask = self.device.type == "cuda" and self._mask_compatible(model)
         self.prebuilt_mask = prebuilt_mask
+        if short_attention is None:  # the kernel reads the prebuilt boolean key mask
+            short_attention = prebuilt_mask and attention_kernels.triton_available()
+        if short_attention:
+            if self.device.type != "cuda" or not attention_kernels.triton_available():
+                from textarmor.errors import ParameterError
+
+                raise ParameterError("short_attention=True needs a CUDA device and Triton; leave it at None "
+                                     "(used where available) or pass False.")
+            self.model.set_attn_implementation(attention_kernels.register())
+        elif getattr(getattr(self.model, "config", None), "_attn_implementation", None) == attention_kernels.NAME:
+            self.model.set_attn_implementation("sdpa")  # a model an earlier backend switched over
+        self.short_attention = bool(short_attention)
 
     @classmethod
     def _mask_compatible(cls, model) -> bool:
         config = getattr(model, "config", None)
         return (getattr(config, "model_type", None) in cls._PREBUILT_MASK_MODELS
-                and getattr(config, "_attn_implementation", None) == "sdpa")
+                and getattr(config, "_attn_implementation", None) in ("sdpa", attention_kernels.NAME))
 
     def submit(self, encoded: dict[str, np.ndarray]):
         import torch
@@ -79,7 +97,16 @@ class TorchBackend:
             inputs["attention_mask"] = inputs["attention_mask"].bool()[:, None, None, :]
         # Eager runs use inference mode (the cheapest); the compiled function is traced under plain no_grad.
         with torch.no_grad() if self.compiled else torch.inference_mode():
-            return self._forward(self.model, inputs, self._short_length)
+            logits = self._forward(self.model, inputs, self._short_length)
+        if self._pin:
+            self._last_done = torch.cuda.Event()
+            self._last_done.record()
+        return logits
+
+    def busy(self) -> bool:
+        """Whether the device still has submitted work to finish (always ``False`` off CUDA)."""
+        done = getattr(self, "_last_done", None)
+        return done is not None and not done.query()
 
     def _to_device(self, encoded: dict[str, np.ndarray]) -> dict:
         """One host-to-device copy per batch, through a ring of reused pinned buffers.
