@@ -107,3 +107,61 @@ def test_parallel_report_matches_one_process(bench, tuned, tiny_trained, synthet
         {k: v for k, v in r.items() if k not in drop} for r in one]
     assert [r["setting"] for r in json.loads((tmp_path / "two.json").read_text())["rows"]] == [
         "none", "tta(augmentations=repair)"]
+
+
+def tuned_row(setting, cost, dwb, pwws, passes=1.0, family="gated"):
+    return {"phase": "tune", "setting": setting, "family": family, "defense": "tta", "options": {"s": setting},
+            "clean_cost_points": cost, "passes_per_input": passes, "acc_under": {"deepwordbug": dwb, "pwws": pwws}}
+
+
+def test_attack_aware_rule_maximises_the_smaller_gain_within_the_cost(bench):
+    rows = [tuned_row("none", 0.0, 20.0, 15.0, family="none"),
+            tuned_row("a", 0.0, 50.0, 25.0),    # gains +30 / +10: min 10
+            tuned_row("b", 0.74, 38.0, 33.0),   # +18 / +18: min 18, the pick
+            tuned_row("c", 1.10, 60.0, 45.0),   # +40 / +30, but over the 1.0-point cost
+            tuned_row("d", 1.0, 36.0, 40.0),    # +16 / +25: min 16 (cost exactly at the bound is kept)
+            {"phase": "tune", "setting": "e", "family": "clean-only", "clean_cost_points": 0.0,
+             "passes_per_input": 1.0}]  # not attacked: not a candidate of this rule
+    picked = bench.pick_attack_aware(rows)
+    assert picked["setting"] == "b" and picked["gains"] == {"deepwordbug": 18.0, "pwws": 18.0}
+    assert picked["min_gain"] == 18.0 and picked["clean_cost_points"] == 0.74 and picked["options"] == {"s": "b"}
+    assert bench.pick_attack_aware(rows, max_cost=1.5)["setting"] == "c"
+    assert bench.pick_attack_aware(rows, recipes=("deepwordbug",))["setting"] == "a"
+    assert bench.pick_attack_aware(rows[:1] + rows[3:4]) is None  # nothing within the cost
+
+
+def test_attack_aware_rule_breaks_ties_by_passes_then_order(bench):
+    none = tuned_row("none", 0.0, 20.0, 15.0, family="none")
+    rows = [none, tuned_row("slow", 0.0, 40.0, 35.0, passes=1.3), tuned_row("fast", 0.5, 45.0, 35.0, passes=1.2),
+            tuned_row("fast-later", 0.0, 40.0, 35.0, passes=1.2)]
+    assert bench.pick_attack_aware(rows)["setting"] == "fast"  # min gain +20 for all three: fewest passes, first
+    with pytest.raises(ValueError, match="none"):
+        bench.pick_attack_aware(rows[1:])
+
+
+def test_tune_with_attacks_attacks_tuning_sentences_only(bench, tiny_trained, synthetic_files, tmp_path):
+    out = tmp_path / "tune.json"
+    attacked: list[str] = []
+    original = bench.attack
+
+    def recording_attack(clf, rows, **kwargs):
+        attacked.extend(r["text"] for r in rows[:kwargs["n"]])
+        return original(clf, rows, **kwargs)
+
+    bench.attack = recording_attack
+    try:
+        bench.main(["tune", *common(tiny_trained, synthetic_files, out), "--families", "tta", "--attack-n", "4"])
+    finally:
+        bench.attack = original
+    from textarmor import Classifier
+
+    (tune_texts, _), (report_texts, _) = bench.split(Classifier.from_pretrained(tiny_trained, device="cpu"),
+                                                     str(synthetic_files[1]), 30)
+    assert attacked and set(attacked) <= set(tune_texts[:4]) and not set(attacked) & set(report_texts)
+    rows = json.loads(out.read_text())["rows"]
+    summary = next(r for r in rows if r["setting"] == "chosen")
+    attacked_rows = [r for r in rows if "acc_under" in r]
+    assert attacked_rows[0]["setting"] == "none" and len(attacked_rows) == 1 + len(bench.CANDIDATES["tta"])
+    assert all(r["attack_n"] == 4 for r in attacked_rows)
+    assert summary["attack_chosen"] == bench.pick_attack_aware(rows, recipes=("deepwordbug",))
+    assert "min(gain under deepwordbug)" in summary["attack_rule"]

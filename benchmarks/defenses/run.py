@@ -3,10 +3,13 @@
 SST-2 dev (872 sentences) is split once at random (seed 0) into a tuning part (first 272 of the permutation)
 and a report part (the other 600). ``tune`` measures the clean accuracy of candidate settings on the tuning
 part only, and picks, per defence family, the strongest perturbation whose clean cost there is at most 1.5
-points (the rule is fixed before any attack runs: it never looks at accuracy under attack). ``report``
+points (the rule is fixed before any attack runs: it never looks at accuracy under attack). With
+``tune --attack-n N`` every candidate (and the undefended model) is also attacked on the first N *tuning*
+sentences, and a second rule, fixed in advance, picks one setting over all tuned families (``attack_chosen``,
+see :func:`pick_attack_aware`); report sentences are never attacked in ``tune``. ``report``
 measures the chosen settings on the report part: clean accuracy on all 600, accuracy under each attack on
-the first ``--attack-n`` of them (every attack queries the defended model), forward passes per input, and for
-``smooth`` with certificates the fraction certified at radius 1, 2 and 3 words.
+the first ``--attack-n`` of them (default 50; every attack queries the defended model), forward passes per
+input, and for ``smooth`` with certificates the fraction certified at radius 1, 2 and 3 words.
 
 With ``--robust-model DIR`` (a model trained with a robust objective, e.g. pgd or freelb) the benchmark adds
 the robust model undefended, the robust model under the chosen ``tta`` setting, and ``mix`` of the standard
@@ -23,9 +26,9 @@ Runbook (2-core CPU; the GPU run is ``benchmarks/defenses/gpu.sh``, same phases)
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py report --attack-n 50
     PYTHONPATH=src nice -n 10 python benchmarks/defenses/run.py certify --certify-n 100 --certify-samples 50
 
-``report --jobs N`` runs the settings as N processes side by side (each with its own part file) and merges
-their rows into ``--out`` in the settings' order; by hand: ``--only SETTING --threads 1 --out /tmp/part.json``,
-then ``python benchmarks/defenses/table.py --merge /tmp/part*.json``.
+``report --jobs N`` (and ``tune --jobs N``) runs the settings as N processes side by side (each with its own part
+file) and merges their rows into ``--out`` in the settings' order; by hand: ``--only SETTING --threads 1 --out
+/tmp/part.json``, then ``python benchmarks/defenses/table.py --merge /tmp/part*.json``.
 
 Writes ``benchmarks/results/defenses.json`` (rows keyed by phase and setting) and prints a Markdown table.
 """
@@ -53,6 +56,9 @@ DATA = "builtin:sst2-dev"
 TUNE_SIZE = 272
 RECIPES = ("deepwordbug", "pwws")
 MAX_CLEAN_COST = 1.5  # points of clean accuracy a defence may cost (the issue's goal)
+# the attack-aware rule keeps a margin under the goal: clean costs on the tuning sentences have come out lower
+# than on the report sentences (docs/benchmarks.md, rounds 1 and 3)
+ATTACK_RULE_MAX_CLEAN_COST = 1.0
 STANDIN_WEIGHT = 0.5  # mix stand-in (no robust model given): fixed share of the typo-repaired copy
 DETECTOR = "tuning-fit"  # the `detector` option's value in labels: fitted in `tune`, kept in the chosen row
 
@@ -81,6 +87,10 @@ CANDIDATES = {
                                         "canonical_rank": 20000}) for r in (0.1, 0.2, 0.3)],
     "tta-canonical": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r})
                       for r in (40_000, 20_000, 10_000, 5_000)],
+    # the gate's threshold as well as the rank: a lower threshold canonicalises more inputs (more attacked ones,
+    # and more clean ones); meant for the attack-aware rule (`tune --attack-n`)
+    "tta-canonical-gated": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r, "entropy_threshold": t})
+                            for t in (0.5, 0.4, 0.3, 0.2) for r in (2000, 0)],
 }
 
 
@@ -160,6 +170,45 @@ def clean(clf, texts, labels) -> tuple[float, float, float]:
     return accuracy, passes, time.perf_counter() - started
 
 
+def attack_fields(clf, rows: list[dict], n: int, label: str, args) -> dict:
+    """Accuracy under each of ``args.recipes`` on the first ``n`` of ``rows`` (every attack queries ``clf``),
+    with the forward passes and seconds each attack took."""
+    fields = {"attack_n": n, "acc_under": {}, "attack_forward_passes_per_example": {}, "attack_seconds": {}}
+    for recipe in args.recipes:
+        before = getattr(clf, "forward_passes", clf.num_queries)
+        result = attack(clf, rows[:n], recipe=recipe, n=n, seed=0, concurrency=args.attack_concurrency).summary()
+        fields["acc_under"][recipe] = result["accuracy_under_attack"]
+        fields["attack_forward_passes_per_example"][recipe] = round(
+            (getattr(clf, "forward_passes", clf.num_queries) - before) / n, 1)
+        fields["attack_seconds"][recipe] = result["wall_seconds"]
+        print(f"{label:70s} {recipe}: {result['accuracy_under_attack']:.1f}%", flush=True)
+    return fields
+
+
+def pick_attack_aware(rows: list[dict], recipes=RECIPES, max_cost: float = ATTACK_RULE_MAX_CLEAN_COST) -> dict | None:
+    """The attack-aware tuning rule over tuning rows: among attacked candidates whose clean cost is at most
+    ``max_cost`` points, the one maximising the smaller gain (accuracy under attack minus the undefended row
+    ``none``'s, over ``recipes``); ties go to fewer passes per input, then to the earlier row. ``None`` when
+    no candidate qualifies."""
+    base = next((r for r in rows if r["setting"] == "none" and "acc_under" in r), None)
+    if base is None:
+        raise ValueError("the attack-aware rule needs the undefended row `none`, attacked on the same sentences")
+    best = None
+    for row in rows:
+        if row is base or "acc_under" not in row or row["clean_cost_points"] > max_cost:
+            continue
+        gains = {k: round(row["acc_under"][k] - base["acc_under"][k], 2) for k in recipes}
+        key = (-min(gains.values()), row["passes_per_input"])
+        if best is None or key < best[0]:
+            best = (key, row, gains)
+    if best is None:
+        return None
+    _, row, gains = best
+    return {"family": row["family"], "setting": row["setting"], "defense": row["defense"],
+            "options": row["options"], "gains": gains, "min_gain": min(gains.values()),
+            "clean_cost_points": row["clean_cost_points"], "passes_per_input": row["passes_per_input"]}
+
+
 def fit_detector(models: Models, texts: list[str], labels: np.ndarray, args) -> tuple[MixDetector | None, dict]:
     """Fit the mix detector on tuning data only: the tuning texts (clean) against the successful adversarial
     examples of attacking the standard model on the first ``--detector-n`` tuning texts."""
@@ -187,26 +236,52 @@ def detector_from(info: dict) -> MixDetector | None:
 
 def tune(models: Models, args) -> list[dict]:
     (texts, labels), _ = split(models.standard, args.data, args.tune_size)
-    reference, _, _ = clean(models.standard, texts, labels)
+    measured = clean(models.standard, texts, labels)  # (accuracy, passes, seconds) of the undefended model
+    reference = measured[0]
     families = args.families or list(CANDIDATES)
     candidates = [(family, Setting(name, options)) for family in families for name, options in CANDIDATES[family]]
     if models.robust is not None:  # robust share, weakest first; cost measured against the standard model
         candidates += [("mix", Setting("mix", {"weight": w})) for w in sorted(args.mix_weights)]
-    rows, chosen = [], {}
-    for family, setting in candidates:
-        accuracy, passes, seconds = clean(build(models, setting), texts, labels)
-        cost = round(100 * (reference - accuracy), 2)
-        print(f"{family:18s} {setting.label:70s} clean {100 * accuracy:.2f} (cost {cost})", flush=True)
-        rows.append({"phase": "tune", "setting": setting.label, "family": family, "defense": setting.name,
-                     "options": setting.options, **model_fields(models, setting), "n": len(texts),
-                     "clean_acc": round(100 * accuracy, 2), "clean_cost_points": cost, "passes_per_input": passes,
-                     "seconds": round(seconds, 1)})
-        if cost <= MAX_CLEAN_COST:
-            chosen[family] = {"defense": setting.name, "options": setting.options}
+    n_attack = min(args.attack_n, len(texts))
+    if n_attack:  # the undefended model attacked on the same tuning sentences: what gains are measured against
+        candidates = [("none", Setting(None, {}))] + candidates
+    if args.only:
+        candidates = [(f, s) for f, s in candidates if any(s.matches(want) for want in args.only)]
+    if args.jobs > 1 and len(candidates) > 1:
+        rows = run_parallel([s for _, s in candidates], args)
+    else:
+        rows_in = [{"text": t, "label": models.standard.labels[y]} for t, y in zip(texts, labels)]
+        rows = []
+        for family, setting in candidates:
+            clf = build(models, setting)
+            # the undefended row reuses the reference pass: measured again, its texts would be score-cache hits
+            accuracy, passes, seconds = measured if setting == Setting(None, {}) else clean(clf, texts, labels)
+            cost = round(100 * (reference - accuracy), 2)
+            print(f"{family:18s} {setting.label:70s} clean {100 * accuracy:.2f} (cost {cost})", flush=True)
+            row = {"phase": "tune", "setting": setting.label, "family": family, "defense": setting.name,
+                   "options": setting.options, **model_fields(models, setting), "n": len(texts),
+                   "clean_acc": round(100 * accuracy, 2), "clean_cost_points": cost, "passes_per_input": passes,
+                   "seconds": round(seconds, 1)}
+            if n_attack:
+                row.update(attack_fields(clf, rows_in, n_attack, setting.label, args), device=args.device_name)
+                _merge(args.out, [row], args)  # keep what is done if a later candidate is interrupted
+            rows.append(row)
+    chosen = {}
+    for row in rows:
+        if row["family"] != "none" and row["clean_cost_points"] <= MAX_CLEAN_COST:
+            chosen[row["family"]] = {"defense": row["defense"], "options": row["options"]}
     summary = {"phase": "tune", "setting": "chosen", "undefended_clean_acc": round(100 * reference, 2),
                "chosen": chosen, "model": models.standard_dir, "robust_model": models.robust_dir,
                "rule": f"strongest candidate per family with clean cost <= {MAX_CLEAN_COST} points on the "
                        f"{len(texts)} tuning sentences, against the standard model undefended"}
+    if n_attack and any(r["setting"] == "none" for r in rows):
+        summary["attack_chosen"] = pick_attack_aware(rows, args.recipes)
+        summary["attack_rule"] = (
+            f"among the attacked candidates (families {', '.join(families)}) with clean cost <= "
+            f"{ATTACK_RULE_MAX_CLEAN_COST} points on the {len(texts)} tuning sentences, the one maximising "
+            f"min(gain under {', '.join(args.recipes)}) over the standard model undefended, attacked on the first "
+            f"{n_attack} tuning sentences (never report sentences); ties: fewer passes per input, then the "
+            "earlier candidate")
     if models.robust is not None:
         models.detector, summary["detector"] = fit_detector(models, texts, labels, args)
         if models.detector is not None:  # informational: the detector variant is not picked by the rule
@@ -226,6 +301,8 @@ def report_settings(models: Models, args) -> list[Setting]:
     summary = next((r for r in tuned if r.get("setting") == "chosen"), {})
     picked = dict(summary.get("chosen", {}))
     mix = picked.pop("mix", None)
+    if summary.get("attack_chosen"):  # the attack-aware rule's pick (`tune --attack-n`)
+        picked["attack-aware"] = summary["attack_chosen"]
     settings = [Setting(None, {})] + [Setting(c["defense"], c["options"]) for c in picked.values()]
     settings += [Setting("tta", {"augmentations": "repair"})]  # ablation: typo repair alone, one pass
     if models.robust is None:
@@ -249,7 +326,7 @@ def report_settings(models: Models, args) -> list[Setting]:
 def report(models: Models, args) -> list[dict]:
     settings = report_settings(models, args)
     if args.jobs > 1 and len(settings) > 1:
-        return report_parallel(settings, args)
+        return run_parallel(settings, args)
     _, (texts, labels) = split(models.standard, args.data, args.tune_size)
     rows_in = [{"text": t, "label": models.standard.labels[y]} for t, y in zip(texts, labels)]
     out = []
@@ -259,27 +336,16 @@ def report(models: Models, args) -> list[dict]:
         row = {"phase": "report", "setting": setting.label, "defense": setting.name or "none",
                "options": setting.options, **model_fields(models, setting), "n": len(texts),
                "clean_acc": round(100 * accuracy, 2), "passes_per_input": round(passes, 3),
-               "attack_n": args.attack_n, "acc_under": {}, "attack_forward_passes_per_example": {},
-               "attack_seconds": {}}
-        for recipe in args.recipes:
-            before = getattr(clf, "forward_passes", clf.num_queries)
-            result = attack(clf, rows_in, recipe=recipe, n=args.attack_n, seed=0,
-                            concurrency=args.attack_concurrency).summary()
-            row["acc_under"][recipe] = result["accuracy_under_attack"]
-            row["attack_forward_passes_per_example"][recipe] = round(
-                (getattr(clf, "forward_passes", clf.num_queries) - before) / args.attack_n, 1)
-            row["attack_seconds"][recipe] = result["wall_seconds"]
-            print(f"{row['setting']:70s} {recipe}: {result['accuracy_under_attack']:.1f}%", flush=True)
-        row["device"] = args.device_name
+               **attack_fields(clf, rows_in, args.attack_n, setting.label, args), "device": args.device_name}
         out.append(row)
         _merge(args.out, [row], args)  # keep what is done if a later setting is interrupted
     return out
 
 
-def report_parallel(settings: list[Setting], args) -> list[dict]:
-    """Run ``settings`` as ``--jobs`` processes (round robin, each its own part file and CPU threads) and merge
-    their rows into ``--out`` in the settings' order. Every setting is deterministic on its own (attack seed 0,
-    defence copies seeded by text), so the split does not change any number."""
+def run_parallel(settings: list[Setting], args) -> list[dict]:
+    """Run ``settings`` (of ``report`` or ``tune``) as ``--jobs`` processes (round robin, each its own part file
+    and CPU threads) and merge their rows into ``--out`` in the settings' order. Every setting is deterministic
+    on its own (attack seed 0, defence copies seeded by text), so the split does not change any number."""
     jobs = min(args.jobs, len(settings))
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # Part files sit beside --out (not in a temporary folder) so that a run cut short keeps every finished
@@ -294,14 +360,15 @@ def report_parallel(settings: list[Setting], args) -> list[dict]:
         procs.append(subprocess.Popen(argv))
         parts.append(part)
     failed = [p.args for p in procs if p.wait() != 0]
-    rows = [r for part in parts if part.exists() for r in json.loads(part.read_text())["rows"]]
     order = {s.label: i for i, s in enumerate(settings)}
+    rows = [r for part in parts if part.exists() for r in json.loads(part.read_text())["rows"]
+            if r["setting"] in order]  # a part's own `tune` summary covers its share only: the caller sums up
     rows.sort(key=lambda r: order[r["setting"]])
     _merge(args.out, rows, args)
     for part in parts:
         part.unlink(missing_ok=True)
     if failed:
-        raise SystemExit(f"{len(failed)} report process(es) failed; finished rows are in {args.out}")
+        raise SystemExit(f"{len(failed)} {args.phase} process(es) failed; finished rows are in {args.out}")
     return rows
 
 
@@ -345,7 +412,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--tune-size", type=int, default=TUNE_SIZE)
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES))
-    parser.add_argument("--attack-n", type=int, default=50)
+    parser.add_argument("--attack-n", type=int, default=None,
+                        help="sentences attacked per recipe: report sentences in `report` (default 50), tuning "
+                             "sentences in `tune` (default 0: clean accuracy only; N>0 adds the attack-aware rule)")
     parser.add_argument("--attack-concurrency", type=int, default=None,
                         help="examples in flight per attack (larger gives larger GPU batches)")
     parser.add_argument("--detector-n", type=int, default=TUNE_SIZE,
@@ -354,8 +423,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tune only these candidate families (default: all)")
     parser.add_argument("--mix-weights", type=float, nargs="*", default=[0.25, 0.5, 0.75, 1.0],
                         help="candidate robust shares for mix (tune keeps the largest within the clean cost)")
-    parser.add_argument("--only", nargs="*", help="report only these settings (labels or defence names)")
-    parser.add_argument("--jobs", type=int, default=1, help="report settings as this many parallel processes")
+    parser.add_argument("--only", nargs="*", help="report (or tune) only these settings (labels or defence names)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="report (or tune) settings as this many parallel processes")
     parser.add_argument("--certify-n", type=int, default=200)
     parser.add_argument("--certify-samples", type=int, default=100)
     parser.add_argument("--certify-rates", type=float, nargs="*", default=[0.3, 0.9])
@@ -370,6 +440,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 per process when "
                         "running several settings side by side)")
     args = parser.parse_args(argv)
+    if args.attack_n is None:
+        args.attack_n = 50 if args.phase == "report" else 0
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what --jobs passes on to its processes
     return args
 

@@ -28,12 +28,16 @@ def main() -> None:
     rows = data["rows"]
     print(f"Standard model: `{data.get('model')}`; robust model: `{data.get('robust_model') or 'none'}` "
           "(rows prefixed `robust/` wrap the robust model; `mix` rows mix the two).\n")
-    tune = [r for r in rows if r["phase"] == "tune" and not r["setting"].startswith("chosen")]
+    tune = [r for r in rows if r["phase"] == "tune" and not r["setting"].startswith("chosen")
+            and "acc_under" not in r]
     print("Tuning (272 sentences, clean accuracy only):\n")
     print("| setting | clean acc | cost (points) | passes/input |\n|---|---:|---:|---:|")
     for r in tune:
         print(f"| `{r['setting']}` | {r['clean_acc']:.2f}% | {r['clean_cost_points']:+.2f} | "
               f"{r['passes_per_input']:g} |")
+    attacked = [r for r in rows if r["phase"] == "tune" and "acc_under" in r]
+    for group in dict.fromkeys(report_group(r) for r in attacked):
+        tune_attack_table([r for r in attacked if report_group(r) == group])
     for group in dict.fromkeys(report_group(r) for r in rows if r["phase"] == "report"):
         report_table([r for r in rows if r["phase"] == "report" and report_group(r) == group])
     certify = [r for r in rows if r["phase"] == "certify"]
@@ -56,6 +60,19 @@ def report_group(row: dict):
     """One report table per number of attacked sentences: the standard model's `none` row on the same
     sentences is what every row's gains are measured against."""
     return row.get("attack_n")
+
+
+def tune_attack_table(rows: list[dict]) -> None:
+    """Attack-aware tuning (``tune --attack-n``): gains over the undefended row on the same tuning sentences."""
+    base = next(r for r in rows if r["setting"] == "none")
+    print(f"\nAttack-aware tuning ({base['n']} tuning sentences clean; attacks on the first {base['attack_n']} "
+          "of them):\n")
+    print("| setting | clean cost (points) | deepwordbug | pwws | passes/input |\n|---|---:|---:|---:|---:|")
+    for r in rows:
+        cells = [f"{r['acc_under'][k]:.2f}%" + (f" ({r['acc_under'][k] - base['acc_under'][k]:+.2f})"
+                                               if r is not base else "") for k in ("deepwordbug", "pwws")]
+        print(f"| `{r['setting']}` | {r['clean_cost_points']:+.2f} | {cells[0]} | {cells[1]} | "
+              f"{r['passes_per_input']:.2f} |")
 
 
 def report_table(report: list[dict]) -> None:
