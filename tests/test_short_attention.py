@@ -79,3 +79,20 @@ def test_the_first_slices_ramp_up():
     capped = plan_slices(order, chars, max_texts=16, max_chars=80, ramp=2)  # the ramp shrinks both caps
     assert [len(s) for s in capped[:4]] == [2, 4, 8, 8]
     assert [len(s) for s in plan_slices(order, chars, max_texts=16)] == [16] * 6 + [4]
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and sa.triton_available()), reason="needs CUDA and Triton")
+def test_a_cuda_classifier_scores_the_same_with_the_kernel(tiny_base):
+    from transformers import AutoTokenizer
+
+    from textarmor import Classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    texts = ["the film was great", "a dull , tedious plot and a bland cast", "superb"] * 50 + ["x " * 80]
+    scores = {}
+    for kernel in (False, True):
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_base, attn_implementation="sdpa")
+        backend = TorchBackend(model, device="cuda", dtype="float16", short_attention=kernel)
+        assert backend.short_attention is kernel
+        scores[kernel] = Classifier(model, tokenizer, backend=backend, tokenize_chunk=16).predict_proba(texts)
+    np.testing.assert_allclose(scores[True], scores[False], atol=5e-3)

@@ -110,8 +110,12 @@ def key_mask_of(attention_mask, batch: int, length: int):
 
 def serves(module, query, key, attention_mask, dropout: float, kwargs: dict) -> bool:
     """Whether :func:`attention_forward` runs the kernel for this call rather than SDPA."""
+    import torch
+
     batch, _, length, head_dim = query.shape
-    return (query.is_cuda and _op is not None and not module.training and dropout == 0.0
+    # half precision only: Triton's float32 products are TF32, and float32 callers want float32 arithmetic
+    return (query.is_cuda and _op is not None and query.dtype in (torch.float16, torch.bfloat16)
+            and not module.training and dropout == 0.0
             and length <= MAX_LENGTH and key.shape[2] == length and query.shape[1] == key.shape[1]
             and head_dim >= 16 and head_dim & (head_dim - 1) == 0 and head_dim <= 128
             and query.stride(-1) == 1 and key.stride(-1) == 1

@@ -31,8 +31,9 @@ def auto_device() -> str:
 class TorchBackend:
     """Runs a ``transformers`` sequence classifier.
 
-    On CUDA with Triton, BERT- and RoBERTa-family models attend with :mod:`short_attention`'s kernel on rows
-    of at most 64 tokens (``short_attention=None``, the default; ``False`` keeps SDPA everywhere).
+    On CUDA with Triton, BERT- and RoBERTa-family models in half precision attend with
+    :mod:`short_attention`'s kernel on rows of at most 64 tokens (``short_attention=None``, the default;
+    ``False`` keeps SDPA everywhere).
 
     On CUDA, ``submit`` copies the batch from pinned memory without blocking and queues the forward pass;
     logits stay on the GPU until ``collect``, which moves all of them in one transfer. The CPU is therefore
