@@ -214,3 +214,16 @@ def test_a_busy_device_gets_stacked_batches_and_every_row_its_own_scores(clf):
     shapes = stacked.backend.shapes
     assert len(shapes) < 10  # 10 slices of 4 texts went as fewer, stacked batches
     assert all(rows <= 16 and rows * width <= 4096 for rows, width in shapes)  # within the budget
+    assert shapes[0][0] == 4  # the first batch goes at once, so the device starts
+
+
+def test_an_idle_device_waits_for_a_stack_worth_a_forward_pass(clf):
+    idle = QueueingBackend()
+    idle.busy = lambda: False
+    texts = [f"the plot was dull number {i}" for i in range(40)]
+    stacked = Classifier(None, clf.tokenizer, backend=idle, model_config=clf.model_config, tokenize_chunk=4,
+                         tokenize_processes=0, tokenize_workers=1, max_tokens_per_batch=100_000, max_batch_size=16)
+    stacked.logits(texts)
+    rows = [shape[0] for shape in idle.shapes]
+    assert rows[0] == 4 and sum(rows) == 40
+    assert all(r >= 8 for r in rows[1:-1])  # half the 16-row budget at least, save the last stack

@@ -542,15 +542,19 @@ def _as_list(values: Any, name: str) -> list[str]:
 
 
 class _Feeder:
-    """Sends padded batches to the backend, stacking consecutive ones while the device is still busy.
+    """Sends padded batches to the backend, stacking consecutive ones into forward passes near the budget.
 
     Slices tokenised apart give batches of at most a slice's rows, and on a GPU each forward pass costs the
-    host a fixed time to launch (about a dozen kernels per layer), which small batches cannot hide. So while
-    the backend reports itself busy, or the next slice is already tokenised, batches are stacked up to the
-    token and row budget of one forward pass (near-equal widths: the texts arrive longest first); when the
-    device is idle and the next slice is not ready, whatever is stacked goes at once. Synchronous backends
-    (CPU, ONNX Runtime) get every batch as it comes.
+    host a fixed time to launch (about a dozen kernels per layer), which small batches cannot hide: on an
+    H200 the call's own 2,048-row batches ran roberta-base at 30-32% of peak against 44-46% for batches
+    planned over the whole input. So batches are stacked up to the token and row budget of one forward pass
+    (near-equal widths: the texts arrive longest first). The first goes at once, so the device starts; later,
+    an idle device gets what is stacked before this thread waits for a slice only once that fills half the
+    budget: a short wait for more rows costs less than a pass of few. Synchronous backends (CPU, ONNX
+    Runtime) get every batch as it comes.
     """
+
+    IDLE_FLUSH_FRACTION = 0.5  # of the budget (tokens or rows) that an idle device is sent without waiting
 
     def __init__(self, backend, max_tokens: int, max_rows: int, pad_id: int):
         self.backend, self.max_tokens, self.max_rows, self.pad_id = backend, max_tokens, max_rows, pad_id
@@ -568,12 +572,15 @@ class _Feeder:
             self.flush()
         self._pending.append((indices, arrays))
         self._rows, self._width = self._rows + rows, max(self._width, width)
-        if self._busy is None:
+        if self._busy is None or not self.handles:
             self.flush()
 
     def before_wait(self) -> None:
-        """Called before blocking on the next slice: an idle device gets what is stacked."""
-        if self._busy is not None and not self._busy():
+        """Called before blocking on the next slice: an idle device gets a stack that fills half the budget."""
+        if self._busy is None or self._busy():
+            return
+        fraction = max(self._rows * self._width / self.max_tokens, self._rows / self.max_rows)
+        if fraction >= self.IDLE_FLUSH_FRACTION:
             self.flush()
 
     def flush(self) -> None:
