@@ -249,6 +249,22 @@ def test_tta_entropy_gate_skips_confident_inputs():
     assert normalised_entropy(np.array([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx([1.0, 0.0], abs=1e-6)
 
 
+def test_tta_change_gate_also_rewrites_confident_inputs_it_would_change():
+    model = KeywordModel()
+    texts = ["great superb charmimg", "great superb charming"]  # confident both; a typo only in the first
+    entropy_only = TTA(augmentations="repair", entropy_threshold=0.9)
+    assert entropy_only.scores(model, texts, None)[1].tolist() == [1, 1]
+    gated = TTA(augmentations="repair", entropy_threshold=0.9, change_threshold=1)
+    probs, passes = gated.scores(model, texts, None)
+    assert passes.tolist() == [2, 1]  # the typo'd input is repaired even though the model was sure
+    assert probs[0] == pytest.approx(model.predict_proba(["great superb charming"])[0])
+    assert TTA(augmentations="repair", entropy_threshold=0.9, change_threshold=2).scores(
+        model, texts, None)[1].tolist() == [1, 1]  # one changed word is under a threshold of two
+    with pytest.raises(ParameterError, match="change_threshold"):
+        TTA(augmentations="repair", change_threshold=1)  # without the entropy gate it means nothing
+    assert parse_defense_options("tta", ["change-threshold=2"]) == {"change_threshold": 2}
+
+
 # ------------------------------------------------------------------ mix
 def test_mix_fixed_weight_and_detector(tmp_path):
     standard, robust = KeywordModel(), KeywordModel()

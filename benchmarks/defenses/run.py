@@ -91,6 +91,11 @@ CANDIDATES = {
     # and more clean ones); meant for the attack-aware rule (`tune --attack-n`)
     "tta-canonical-gated": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r, "entropy_threshold": t})
                             for t in (0.5, 0.4, 0.3, 0.2) for r in (2000, 0)],
+    # the uncertainty gate, plus confident inputs whose rewrite changes at least c words: pwws can push the
+    # model to a confident wrong label, and then it has swapped in several rare synonyms (fewest changes last)
+    "tta-canonical-changes": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r,
+                                       "entropy_threshold": 0.5, "change_threshold": c})
+                              for c in (3, 2, 1) for r in (2000, 0)],
 }
 
 

@@ -9,12 +9,15 @@ stop words kept), drawn from that copy, each canonicalised again when ``canonica
 itself with ``include_original``.
 With ``entropy_threshold``, only inputs whose base prediction has normalised entropy (entropy / log of the
 number of labels, in [0, 1]) at least that value are augmented; the others keep the base prediction, at one
-forward pass (an input that is augmented costs that pass plus its copies).
+forward pass (an input that is augmented costs that pass plus its copies). ``change_threshold`` also augments
+confident inputs in which the repaired/canonicalised copy changes at least that many words: an attack that
+pushed the base model to a confident wrong label has usually swapped in several rare synonyms or typos.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from textarmor.attacks.text import split_words
 from textarmor.classifier import Classifier
 from textarmor.defenses.base import Defense, text_rng
 from textarmor.defenses.canonical import SynonymCanonicaliser
@@ -36,6 +39,8 @@ class TTA(Defense):
     rate: probability of swapping each word for a synonym.
     include_original: also average the unmodified input.
     entropy_threshold: augment only inputs at least this uncertain (``None``: all).
+    change_threshold: with ``entropy_threshold``, also augment inputs whose repaired/canonicalised copy differs
+        from them in at least this many words (0: uncertainty alone decides).
     vocab_size: words of the typo-repair vocabulary (most frequent GloVe 6B words).
     canonical_rank: ``canonical`` maps only words whose GloVe 6B frequency rank is this or worse (rarer words)
         to their most frequent WordNet synonym; 0 maps every word that has a more frequent synonym.
@@ -49,7 +54,7 @@ class TTA(Defense):
 
     def __init__(self, augmentations: str = "repair,synonyms", n: int = 4, rate: float = 0.2,
                  include_original: bool = False, entropy_threshold: float | None = None, vocab_size: int = 50_000,
-                 canonical_rank: int = 20_000, seed: int = 0):
+                 canonical_rank: int = 20_000, change_threshold: int = 0, seed: int = 0):
         chosen = [a.strip() for a in augmentations.split(",")] if isinstance(augmentations, str) else list(
             augmentations)
         unknown = [a for a in chosen if a not in AUGMENTATIONS]
@@ -63,22 +68,30 @@ class TTA(Defense):
         if entropy_threshold is not None and not 0.0 <= entropy_threshold <= 1.0:
             raise ParameterError("tta: entropy_threshold is a normalised entropy in [0, 1], "
                                  f"got {entropy_threshold!r}.")
+        if not isinstance(change_threshold, int) or change_threshold < 0 or change_threshold and (
+                entropy_threshold is None or not {"repair", "canonical"} & set(chosen)):
+            raise ParameterError("tta: change_threshold is a number of changed words (0: off) and needs "
+                                 "entropy_threshold and the repair or canonical augmentation, "
+                                 f"got {change_threshold!r}.")
         if not isinstance(canonical_rank, int) or canonical_rank < 0:
             raise ParameterError(f"tta: canonical_rank must be a frequency rank >= 0, got {canonical_rank!r}.")
         self.augmentations = ",".join(chosen)
         self.n, self.rate, self.include_original = n, rate, include_original
         self.entropy_threshold, self.vocab_size, self.seed = entropy_threshold, vocab_size, seed
-        self.canonical_rank = canonical_rank
+        self.canonical_rank, self.change_threshold = canonical_rank, change_threshold
         self._repair = TypoRepair(vocab_size) if "repair" in chosen else None
         self._synonyms = Synonyms() if "synonyms" in chosen or "canonical" in chosen else None
         self._canonical = (SynonymCanonicaliser(canonical_rank, synonyms=self._synonyms)
                            if "canonical" in chosen else None)
         self._swap = "synonyms" in chosen
 
-    def _augment(self, text: str, pair: str | None) -> list[str]:
+    def _rewrite(self, text: str) -> str:
+        """The repaired, then canonicalised copy (``text`` itself when neither augmentation is on)."""
         base = self._repair(text) if self._repair is not None else text
-        if self._canonical is not None:
-            base = self._canonical(base)
+        return self._canonical(base) if self._canonical is not None else base
+
+    def _augment(self, text: str, pair: str | None) -> list[str]:
+        base = self._rewrite(text)
         out = [text] if self.include_original else []
         if self._repair is not None or self._canonical is not None:
             out.append(base)
@@ -99,7 +112,10 @@ class TTA(Defense):
             first = clf.predict_proba(texts, text_pairs)
             probs[:] = first
             passes += 1
-            todo = np.flatnonzero(normalised_entropy(first) >= self.entropy_threshold).tolist()
+            gate = normalised_entropy(first) >= self.entropy_threshold
+            if self.change_threshold:
+                gate |= np.array([changed_words(t, self._rewrite(t)) >= self.change_threshold for t in texts])
+            todo = np.flatnonzero(gate).tolist()
         flat, flat_pairs, owner = [], [] if text_pairs is not None else None, []
         for i in todo:
             pair = text_pairs[i] if text_pairs is not None else None
@@ -118,6 +134,12 @@ class TTA(Defense):
             probs[done] = sums[done] / counts[done, None]
             passes += np.bincount(owner_arr, minlength=n)
         return probs.astype(np.float32), passes
+
+
+def changed_words(text: str, rewritten: str) -> int:
+    """How many words of ``text`` its rewrite (same word count: repair and canonical map word to word) changes."""
+    before, after = split_words(text)[0], split_words(rewritten)[0]
+    return sum(a != b for a, b in zip(before, after)) + abs(len(before) - len(after))
 
 
 def normalised_entropy(probs: np.ndarray) -> np.ndarray:
