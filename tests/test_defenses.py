@@ -284,6 +284,23 @@ def test_mix_fixed_weight_and_detector(tmp_path):
         MixDetector.load(tmp_path / "bad.json")
 
 
+def test_mix_entropy_gate_hands_unsure_inputs_to_the_robust_model():
+    standard, robust = KeywordModel(), KeywordModel()
+    robust.predict_proba = lambda texts, text_pairs=None: np.tile([0.2, 0.8], (len(texts), 1))
+    asked = []
+    stub = robust_classifier_stub(robust)
+    stub.predict_proba = lambda texts, text_pairs=None: asked.extend(texts) or robust.predict_proba(texts)
+    texts = ["great superb charming", "a film"]  # confident; unsure (no sentiment word)
+    probs, passes = Mix(robust=stub, weight=1.0, entropy_threshold=0.9).scores(standard, texts, None)
+    assert asked == ["a film"]  # the robust model never sees the confident input
+    assert probs[0] == pytest.approx(standard.predict_proba(texts[:1])[0], abs=1e-6)
+    assert probs[1] == pytest.approx([0.2, 0.8]) and passes.tolist() == [1.0, 2.0]
+    half = Mix(robust=stub, weight=0.5, entropy_threshold=0.9).scores(standard, texts, None)[0]
+    assert half[1] == pytest.approx(0.5 * standard.predict_proba(texts[1:])[0] + 0.5 * np.array([0.2, 0.8]))
+    with pytest.raises(ParameterError, match="entropy_threshold"):
+        Mix(robust=stub, entropy_threshold=1.5)
+
+
 def robust_classifier_stub(model):
     """Mix accepts a Classifier instance as its robust model; wrap the stub without loading anything."""
     stub = Classifier.__new__(Classifier)

@@ -96,6 +96,10 @@ CANDIDATES = {
     "tta-canonical-changes": [("tta", {"augmentations": "repair,canonical", "canonical_rank": r,
                                        "entropy_threshold": 0.5, "change_threshold": c})
                               for c in (3, 2, 1) for r in (2000, 0)],
+    # (needs --robust-model) inputs the standard model is unsure of go to the robust model, alone or behind
+    # the one-pass rewrite (robust_canonical_rank); attacks that stop at the flip end near the boundary
+    "mix-gated": [("mix", {"weight": 1.0, "entropy_threshold": t, **extra})
+                  for extra in ({}, {"robust_canonical_rank": 20000}) for t in (0.5, 0.3)],
 }
 
 
@@ -156,6 +160,13 @@ def build(models: Models, setting: Setting):
             if models.detector is None:
                 raise SystemExit("mix(detector) needs the detector fitted by `tune` (run tune with --robust-model)")
             return defend(base, Mix(robust=models.robust, detector=models.detector), cache_size=200_000)
+        if "entropy_threshold" in setting.options:  # the `mix-gated` family
+            robust, rank = models.robust, setting.options.get("robust_canonical_rank")
+            if rank is not None:
+                robust = defend(robust, "tta", cache_size=200_000, augmentations="repair,canonical",
+                                canonical_rank=rank)
+            return defend(base, Mix(robust=robust, weight=setting.options["weight"],
+                                    entropy_threshold=setting.options["entropy_threshold"]), cache_size=200_000)
         return defend(base, Mix(robust=models.robust, weight=setting.options["weight"]), cache_size=200_000)
     return defend(base, setting.name, cache_size=200_000, **setting.options)
 

@@ -3,7 +3,9 @@
 
     p(x) = (1 - w(x)) * p_standard(x) + w(x) * p_robust(x)
 
-``w`` is a fixed ``weight``, or comes from a small detector of likely-adversarial inputs (a logistic
+``w`` is a fixed ``weight``, or ``weight`` only where the standard model is unsure (``entropy_threshold``: its
+normalised entropy at least that, else 0, and the robust model runs only on those inputs), or comes from a
+small detector of likely-adversarial inputs (a logistic
 regression, :class:`MixDetector`, over features both models give for free: the standard model's and the
 robust model's normalised entropy, their total-variation distance, and the fraction of words missing from a
 vocabulary). Bai et al. train a neural mixing network on the models' hidden states; this detector is a
@@ -89,6 +91,9 @@ class Mix(Defense):
     weight: the robust model's share, in [0, 1]; ignored when ``detector`` is given.
     robust_defense: a defence name applied to the robust model with its default options (e.g. ``smooth``).
     detector: a :class:`MixDetector` or the path of one saved as JSON.
+    entropy_threshold: mix (with ``weight``) only inputs whose standard prediction has normalised entropy at
+        least this; the others keep the standard model's scores at one pass. Attacks that stop at the label
+        flip leave their examples near the boundary, where the robust model then answers.
     vocab_size: vocabulary of the unknown-word feature (most frequent GloVe 6B words).
     """
 
@@ -97,13 +102,18 @@ class Mix(Defense):
     paper = "Bai et al. 2023 (adaptive smoothing), arXiv:2301.12554"
 
     def __init__(self, robust: str | Classifier | None = None, weight: float = 0.5, robust_defense: str | None = None,
-                 detector: str | MixDetector | None = None, vocab_size: int = 50_000):
+                 detector: str | MixDetector | None = None, entropy_threshold: float | None = None,
+                 vocab_size: int = 50_000):
         if robust is None:
             raise ParameterError("mix: pass robust=MODEL_DIR, the robust model whose probabilities are mixed in "
                                  "(CLI: --defense-option robust=runs/robust).")
         if not 0.0 <= weight <= 1.0:
             raise ParameterError(f"mix: weight must be in [0, 1], got {weight!r}.")
+        if entropy_threshold is not None and (detector is not None or not 0.0 <= entropy_threshold <= 1.0):
+            raise ParameterError("mix: entropy_threshold is a normalised entropy in [0, 1] and replaces the "
+                                 f"detector (pass one of them), got {entropy_threshold!r}.")
         self.robust, self.weight, self.robust_defense, self.vocab_size = robust, weight, robust_defense, vocab_size
+        self.entropy_threshold = entropy_threshold
         self.detector = MixDetector.load(detector) if isinstance(detector, (str, os.PathLike)) else detector
         self._robust_clf: Classifier | None = robust if isinstance(robust, Classifier) else None
         self._vocabulary: frozenset[str] | None = None
@@ -150,9 +160,25 @@ class Mix(Defense):
         return self.detector
 
     def scores(self, clf, texts, text_pairs):
+        if self.entropy_threshold is not None:
+            return self._gated_scores(clf, texts, text_pairs)
         standard, robust, robust_passes = self.components(clf, texts, text_pairs)
         if self.detector is not None:
             w = self.detector.weight(mix_features(texts, standard, robust, self.vocabulary))[:, None]
         else:
             w = self.weight
         return (1.0 - w) * standard + w * robust, 1 + robust_passes
+
+    def _gated_scores(self, clf, texts, text_pairs):
+        """The standard model's scores; ``weight`` of the robust model's mixed in where it is unsure."""
+        standard = clf.predict_proba(texts, text_pairs).astype(np.float64)
+        passes = np.ones(len(texts))
+        unsure = np.flatnonzero(normalised_entropy(standard) >= self.entropy_threshold)
+        if unsure.size:
+            robust = self.robust_classifier(clf)
+            before = getattr(robust, "forward_passes", None)
+            pairs = None if text_pairs is None else [text_pairs[i] for i in unsure]
+            p_robust = robust.predict_proba([texts[i] for i in unsure], pairs)
+            standard[unsure] = (1.0 - self.weight) * standard[unsure] + self.weight * p_robust
+            passes[unsure] += (robust.forward_passes - before) / unsure.size if before is not None else 1.0
+        return standard.astype(np.float32), passes
