@@ -229,6 +229,8 @@ def fit_detector(models: Models, texts: list[str], labels: np.ndarray, args) -> 
     """Fit the mix detector on tuning data only: the tuning texts (clean) against the successful adversarial
     examples of attacking the standard model on the first ``--detector-n`` tuning texts."""
     n = min(args.detector_n, len(texts))
+    if n < 1:
+        return None, {"note": "--detector-n 0: detector not fitted"}
     rows = [{"text": t, "label": models.standard.labels[y]} for t, y in zip(texts, labels)]
     adversarial = []
     for recipe in args.recipes:
