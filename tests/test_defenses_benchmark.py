@@ -36,6 +36,12 @@ def common(tiny_trained, synthetic_files, out: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def tuned(bench, tiny_trained, synthetic_files, robust_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "defenses.json"
+    return out, tune_recording_attacks(bench, [*common(tiny_trained, synthetic_files, out), "--robust-model",
+                                               str(robust_dir)])
+
+
+def tune_recording_attacks(bench, args: list[str]) -> list[str]:
+    """Run ``tune`` with ``args`` and return the texts every attack it made was given."""
     attacked: list[str] = []
     original = bench.attack
 
@@ -45,10 +51,10 @@ def tuned(bench, tiny_trained, synthetic_files, robust_dir, tmp_path_factory):
 
     bench.attack = recording_attack
     try:
-        bench.main(["tune", *common(tiny_trained, synthetic_files, out), "--robust-model", str(robust_dir)])
+        bench.main(["tune", *args])
     finally:
         bench.attack = original
-    return out, attacked
+    return attacked
 
 
 def test_tune_fits_detector_on_tuning_texts_only(bench, tuned, tiny_trained, synthetic_files, robust_dir):
@@ -141,18 +147,8 @@ def test_attack_aware_rule_breaks_ties_by_passes_then_order(bench):
 
 def test_tune_with_attacks_attacks_tuning_sentences_only(bench, tiny_trained, synthetic_files, tmp_path):
     out = tmp_path / "tune.json"
-    attacked: list[str] = []
-    original = bench.attack
-
-    def recording_attack(clf, rows, **kwargs):
-        attacked.extend(r["text"] for r in rows[:kwargs["n"]])
-        return original(clf, rows, **kwargs)
-
-    bench.attack = recording_attack
-    try:
-        bench.main(["tune", *common(tiny_trained, synthetic_files, out), "--families", "tta", "--attack-n", "4"])
-    finally:
-        bench.attack = original
+    attacked = tune_recording_attacks(bench, [*common(tiny_trained, synthetic_files, out), "--families", "tta",
+                                              "--attack-n", "4"])
     from textarmor import Classifier
 
     (tune_texts, _), (report_texts, _) = bench.split(Classifier.from_pretrained(tiny_trained, device="cpu"),

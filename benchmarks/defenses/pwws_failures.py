@@ -23,7 +23,8 @@ from benchmarks.defenses.run import DATA, MODEL, TUNE_SIZE, split  # noqa: E402
 from textarmor import Classifier  # noqa: E402
 from textarmor.attacks import attack  # noqa: E402
 from textarmor.defenses import defend  # noqa: E402
-from textarmor.defenses.tta import TTA, normalised_entropy  # noqa: E402
+from textarmor.defenses.canonical import SynonymCanonicaliser  # noqa: E402
+from textarmor.defenses.tta import normalised_entropy  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
                "entropy_threshold": args.entropy_threshold}
     rows = [{"text": t, "label": clf.labels[y]} for t, y in zip(texts, labels)]
     result = attack(defend(clf, "tta", **options), rows, recipe=args.recipe, n=args.n, seed=0)
-    canonical = TTA(**options)._canonical
+    canonical = SynonymCanonicaliser(args.canonical_rank)  # the codes the defence's rewrite gives
     rank = canonical.rank
     ends, swaps, standing = collections.Counter(), collections.Counter(), collections.Counter()
     for r in result.results:

@@ -143,11 +143,15 @@ class Mix(Defense):
 
     def components(self, clf: Classifier, texts, text_pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(standard probabilities, robust probabilities, robust passes per input)``."""
+        p_robust, passes = self._robust_scores(clf, texts, text_pairs)
+        return clf.predict_proba(texts, text_pairs), p_robust, np.full(len(texts), passes)
+
+    def _robust_scores(self, clf: Classifier, texts, text_pairs) -> tuple[np.ndarray, float]:
+        """The robust model's probabilities and its forward passes per input (1 unless it is defended)."""
         robust = self.robust_classifier(clf)
         before = getattr(robust, "forward_passes", None)
         p_robust = robust.predict_proba(texts, text_pairs)
-        passes = (robust.forward_passes - before) / max(len(texts), 1) if before is not None else 1.0
-        return clf.predict_proba(texts, text_pairs), p_robust, np.full(len(texts), passes)
+        return p_robust, (robust.forward_passes - before) / max(len(texts), 1) if before is not None else 1.0
 
     def fit_detector(self, clf: Classifier, clean_texts: list[str], adversarial_texts: list[str],
                      C: float = 1.0) -> MixDetector:
@@ -175,10 +179,8 @@ class Mix(Defense):
         passes = np.ones(len(texts))
         unsure = np.flatnonzero(normalised_entropy(standard) >= self.entropy_threshold)
         if unsure.size:
-            robust = self.robust_classifier(clf)
-            before = getattr(robust, "forward_passes", None)
             pairs = None if text_pairs is None else [text_pairs[i] for i in unsure]
-            p_robust = robust.predict_proba([texts[i] for i in unsure], pairs)
+            p_robust, robust_passes = self._robust_scores(clf, [texts[i] for i in unsure], pairs)
             standard[unsure] = (1.0 - self.weight) * standard[unsure] + self.weight * p_robust
-            passes[unsure] += (robust.forward_passes - before) / unsure.size if before is not None else 1.0
+            passes[unsure] += robust_passes
         return standard.astype(np.float32), passes
