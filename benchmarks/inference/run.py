@@ -171,7 +171,7 @@ def run_gpu(args) -> list[dict]:
             continue
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
                               args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
-                              args.chunk_chars_sweep)
+                              args.chunk_chars_sweep, args.timeline)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -181,7 +181,7 @@ def run_gpu(args) -> list[dict]:
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
                   dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
-                  chunk_sweep=(), chunk_chars_sweep=()) -> list[dict]:
+                  chunk_sweep=(), chunk_chars_sweep=(), timeline=None) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -231,6 +231,8 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         default_workers = rows[-1]["tokenize_workers"] = clf.tokenize_workers
         rows[-1]["tokenize_processes"] = clf._processes_for(slices)  # what the default ("auto") chose
         sweeping = engine == "textarmor"  # the other engines get their default and model-only rows
+        if timeline and not engine.endswith("-sdpa"):
+            write_timeline(timeline, clf, texts, {"device": device, "dataset": name, "engine": engine})
         # how the feeding thread fares against more tokeniser threads
         for workers in workers_sweep if sweeping else ():
             clf.tokenize_workers, clf.tokenize_processes = workers, 0
@@ -283,6 +285,19 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     gc.collect()
     torch.cuda.empty_cache()
     return rows
+
+
+def write_timeline(path: str, clf, texts: list[str], labels: dict, calls: int = 2) -> None:
+    """Append ``calls`` traced calls (timeline.py) to the JSON-lines file ``path``; print each summary."""
+    import json
+
+    from benchmarks.inference.timeline import trace_call
+
+    for call in range(calls):
+        summary, forwards = trace_call(clf, texts)
+        print({"timeline": call, **labels, **summary}, flush=True)
+        with open(path, "a") as handle:
+            handle.write(json.dumps({**labels, "call": call, "summary": summary, "forwards": forwards}) + "\n")
 
 
 class HostOnlyBackend:
@@ -443,6 +458,8 @@ def main() -> None:
                      help="also time textarmor with these slice sizes (tokenize_chunk; default 2,048 on a GPU)")
     gpu.add_argument("--chunk-chars-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with slices capped at these numbers of characters")
+    gpu.add_argument("--timeline", default=None, metavar="FILE",
+                     help="append a timeline of two calls per textarmor engine (device busy/idle, slice waits)")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
     host = sub.add_parser("host", help="tokenisation and padding only: threads against worker processes")

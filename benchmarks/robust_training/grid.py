@@ -61,7 +61,9 @@ def run_config(config: dict, args: argparse.Namespace, rest: Path, selection: Pa
     row = {"backbone": args.backbone, "name": name, "method": config["method"], "options": config.get("options", {}),
            "hyperparameters": training["objective"], "device": args.device_name, "epochs": args.epochs,
            "batch_size": args.batch_size, "learning_rate": config.get("lr", args.lr), "max_length": args.max_length,
-           "train_rows": training["train_rows"], "seconds_per_epoch": training["seconds_per_epoch"]}
+           "train_rows": training["train_rows"], "seconds_per_epoch": training["seconds_per_epoch"],
+           # each epoch's training alone (attack rounds in, evaluation out): what epoch_time_ratio compares
+           "epoch_seconds": training.get("cost", {}).get("epoch_seconds")}
     rounds = training.get("objective_report", {}).get("augment", {}).get("rounds", [])
     if rounds:  # attack rounds' wall time: what +augment adds to an epoch beyond its objective's steps
         row["augment_round_seconds"] = [r["seconds"] for r in rounds]
