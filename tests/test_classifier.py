@@ -217,6 +217,27 @@ def test_a_busy_device_gets_stacked_batches_and_every_row_its_own_scores(clf):
     assert shapes[0][0] == 4  # the first batch goes at once, so the device starts
 
 
+def test_passes_are_cut_from_rows_pooled_across_slices_with_less_padding(clf):
+    """Character length misleads about token length ("a a a a" is short, "extraordinarily" long); rows pooled
+    across slices and taken longest first pad less than batches cut within each slice, and score the same."""
+    from textarmor.backends import tokenize_pool
+
+    texts = [("a " * (i % 9 + 1)) if i % 2 else "extraordinarily " * (i % 3 + 1) for i in range(48)]
+    pooled = Classifier(None, clf.tokenizer, backend=QueueingBackend(), model_config=clf.model_config,
+                        tokenize_chunk=8, tokenize_processes=0, max_tokens_per_batch=4096, max_batch_size=16)
+    reference = Classifier(None, clf.tokenizer, backend=QueueingBackend(), model_config=clf.model_config,
+                           tokenize_chunk=1000, max_tokens_per_batch=4096, max_batch_size=256)
+    np.testing.assert_array_equal(pooled.logits(texts), reference.logits(texts))
+    padded = sum(rows * width for rows, width in pooled.backend.shapes)
+    chars = np.array([len(t) for t in texts])
+    order = np.argsort(-chars, kind="stable")
+    per_slice = 0
+    for part in tokenize_pool.plan_slices(order, chars[order], 8):
+        lengths = pooled._tokenize(texts, None, part)["lengths"]
+        per_slice += sum(len(b) * int(lengths[b].max()) for b in pooled.plan_batches(lengths.tolist()))
+    assert padded < per_slice
+
+
 def test_an_idle_device_waits_for_a_stack_worth_a_forward_pass(clf):
     idle = QueueingBackend()
     idle.busy = lambda: False

@@ -66,16 +66,19 @@ def test_workers_encode_like_the_thread_path(pair, with_pairs):
 
 
 @pytest.mark.parametrize("with_pairs", [False, True])
-def test_workers_batch_and_pad_like_the_thread_path(pair, with_pairs):
-    """What the calling process receives from a worker is the thread path's batches, rows and all."""
-    threads, processes = pair
+def test_rows_taken_and_joined_keep_their_ids(pair, with_pairs):
+    """The feeder's pool operations: rows taken out of a flat slice, and slices joined, pad like the source."""
+    threads, _ = pair
     second = PAIRS if with_pairs else None
-    from_worker = processes._process_pool(2).submit_batches(TEXTS, second).result()
-    here = threads._batches(np.arange(len(TEXTS)), threads._tokenize(TEXTS, second, np.arange(len(TEXTS))))
-    assert len(from_worker) == len(here) > 1  # the 256-token budget splits the slice
-    assert [rows.tolist() for rows, _ in from_worker] == [rows.tolist() for rows, _ in here]
-    assert_same_batches([arrays for _, arrays in from_worker], [arrays for _, arrays in here])
-    assert all(a["input_ids"].size <= 256 for _, a in from_worker)
+    encoded = threads._tokenize(TEXTS, second, np.arange(len(TEXTS)))
+    order = np.random.default_rng(0).permutation(len(TEXTS))
+    taken = tokenize_pool.take_rows(encoded, order)
+    assert taken["lengths"].tolist() == encoded["lengths"][order].tolist()
+    assert_same_batches([threads._pad(taken, np.arange(len(order)))], [threads._pad(encoded, order)])
+    halves = [tokenize_pool.take_rows(encoded, part) for part in np.array_split(np.arange(len(TEXTS)), 2)]
+    joined = tokenize_pool.concat_encoded(halves)
+    for key in encoded:
+        np.testing.assert_array_equal(joined[key], encoded[key])
 
 
 def test_padding_matches_the_tokenizer(pair):

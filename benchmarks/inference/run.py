@@ -259,18 +259,17 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
             add(f"{engine}-chunkchars{cap}", short, lambda c=clf: c.predict_proba(texts))
             rows[-1]["tokenize_chunk_chars"] = cap
         clf.tokenize_chunk_chars = default_chars
-        # The model's share alone: the same padded batches, tokenised beforehand. `model-only` plans batches
-        # over the whole set (the most rows per batch, the least padding); `model-only-sliced` over slices of
-        # `tokenize_chunk`, as a call does, so the two show what slicing costs the GPU.
+        # The model's share alone, tokenised beforehand. `model-only` plans batches over the whole set (the
+        # most rows per batch, the least padding); `model-only-sliced` feeds the call's slices through its
+        # Feeder (the call's own forward passes), so the two show what slicing costs the GPU.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
         padded = [clf._pad(encoded, batch) for batch in clf.plan_batches(encoded["lengths"].tolist())]
         add(f"{engine}-model-only", short, lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
         chars = np.asarray([len(t) for t in texts])
         order = np.argsort(-chars, kind="stable")
         parts = plan_slices(order, chars[order], clf.tokenize_chunk, clf.tokenize_chunk_chars, clf._slice_ramp)
-        sliced = [arrays for part in parts for _, arrays in clf._batches(part, clf._tokenize(texts, None, part))]
-        add(f"{engine}-model-only-sliced", short,
-            lambda c=clf, b=sliced: c.backend.collect([c.backend.submit(p) for p in b]))
+        sliced = [(part, clf._tokenize(texts, None, part)) for part in parts]
+        add(f"{engine}-model-only-sliced", short, lambda c=clf, s=sliced: feed_slices(c, s))
         rows[-1]["tokenize_chunk"], rows[-1]["tokenize_chunk_chars"] = clf.tokenize_chunk, clf.tokenize_chunk_chars
         if profile:
             print_kernel_profile(clf, padded[len(padded) // 2])
@@ -285,6 +284,18 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     gc.collect()
     torch.cuda.empty_cache()
     return rows
+
+
+def feed_slices(clf, slices: list) -> list:
+    """A call's forward passes over slices tokenised beforehand: its Feeder, without the tokenisation."""
+    from textarmor.backends.feeder import Feeder
+
+    feeder = Feeder(clf.backend, clf.max_tokens_per_batch, clf.max_batch_size, clf._pad_id)
+    for indices, encoded in slices:
+        feeder.before_wait()
+        feeder.add(indices, encoded)
+    feeder.flush()
+    return clf.backend.collect(feeder.handles)
 
 
 def write_timeline(path: str, clf, texts: list[str], labels: dict, calls: int = 2) -> None:

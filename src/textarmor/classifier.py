@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from textarmor.backends import BACKENDS, ONNX_FILE, detect_backend, tokenize_pool
+from textarmor.backends.feeder import Feeder
 from textarmor.backends.torch_backend import TorchBackend
 from textarmor.errors import ParameterError
 from textarmor.model_dir import TextArmorConfig
@@ -110,8 +111,8 @@ class Classifier:
         slices and the model starts sooner. Default 100,000 on a GPU, no cap elsewhere.
     tokenize_processes:
         Tokenise the slices in this many worker processes instead of threads, so that turning the
-        tokenizer's output into arrays no longer holds the GIL of the thread that feeds the GPU; the workers
-        also batch and pad, and this process copies the batches to the device. ``0``: threads. ``None`` or
+        tokenizer's output into arrays no longer holds the GIL of the thread that feeds the GPU; this
+        process pools their rows into forward passes and copies those to the device. ``0``: threads. ``None`` or
         ``"auto"`` (default): processes only where they pay, i.e. a CUDA backend, a fast tokenizer, at least
         8 CPU cores and a call of more than 4 slices (then ``min(8, cores - 2)`` processes); threads
         otherwise. Slow (Python) tokenizers always use threads. The pool starts on first use, serves later
@@ -285,17 +286,16 @@ class Classifier:
         slices = tokenize_pool.plan_slices(order, np.asarray(chars)[order], self.tokenize_chunk,
                                            self.tokenize_chunk_chars, ramp=self._slice_ramp)
         processes = self._processes_for(len(slices))
-        feeder = _Feeder(self.backend, self.max_tokens_per_batch, self.max_batch_size, self._batching.pad_id)
+        feeder = Feeder(self.backend, self.max_tokens_per_batch, self.max_batch_size, self._pad_id)
         if len(slices) == 1:
-            prepared = iter([self._prepare(texts, text_pairs, slices[0])])
+            prepared = iter([(slices[0], self._tokenize(texts, text_pairs, slices[0]))])
         elif processes:
             prepared = self._prepared_in_processes(texts, text_pairs, slices, processes, feeder.before_wait)
         else:
             prepared = self._prepared_in_threads(texts, text_pairs, slices, feeder.before_wait)
         try:
-            for batches in prepared:
-                for indices, arrays in batches:
-                    feeder.add(indices, arrays)
+            for indices, encoded in prepared:
+                feeder.add(indices, encoded)
             feeder.flush()
         finally:
             if hasattr(prepared, "close"):
@@ -309,29 +309,28 @@ class Classifier:
                              before_wait=None):
         pool = ThreadPoolExecutor(max_workers=self.tokenize_workers)
         try:
-            futures = [pool.submit(self._prepare, texts, text_pairs, indices) for indices in slices]
-            for future in futures:
+            futures = [pool.submit(self._tokenize, texts, text_pairs, indices) for indices in slices]
+            for indices, future in zip(slices, futures):
                 if before_wait is not None and not future.done():
                     before_wait()
-                yield future.result()
+                yield indices, future.result()
         finally:
             pool.shutdown(cancel_futures=True)
 
     def _prepared_in_processes(self, texts: list[str], text_pairs: list[str] | None, slices: list[np.ndarray],
                                processes: int, before_wait=None):
-        """Slices tokenised, batched and padded by the worker processes, in slice order as they arrive."""
+        """``(indices, encoded slice)`` from the worker processes, in slice order as they arrive."""
         pool = self._process_pool(processes)
         futures, done = [], 0
         try:
             try:
                 # Everything is queued at once, so the workers run ahead of the model.
-                # The workers also batch and pad, so this process only copies to the device and launches.
-                futures = [pool.submit_batches([texts[i] for i in part.tolist()], None if text_pairs is None else
-                                               [text_pairs[i] for i in part.tolist()]) for part in slices]
+                futures = [pool.submit([texts[i] for i in part.tolist()], None if text_pairs is None else
+                                       [text_pairs[i] for i in part.tolist()]) for part in slices]
                 for indices, future in zip(slices, futures):
                     if before_wait is not None and not future.done():
                         before_wait()
-                    yield [(indices[rows], arrays) for rows, arrays in future.result()]
+                    yield indices, future.result()
                     done += 1
                 return
             except BrokenProcessPool:
@@ -367,11 +366,10 @@ class Classifier:
 
     def _process_pool(self, processes: int) -> tokenize_pool.TokenizePool:
         pool = self._pool
-        if (pool is None or pool.processes != processes or pool.max_length != self.max_length
-                or pool.batching != self._batching):
+        if pool is None or pool.processes != processes or pool.max_length != self.max_length:
             self.close()
             pool = self._pool = tokenize_pool.TokenizePool(self._fast_tokenizer().to_str(), self.max_length,
-                                                           self._uses_token_types, processes, self._batching)
+                                                           self._uses_token_types, processes)
         return pool
 
     def close(self) -> None:
@@ -387,16 +385,9 @@ class Classifier:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _prepare(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray):
-        """Tokenise one slice and cut it into padded batches: ``[(input indices, arrays), ...]``."""
-        return self._batches(indices, self._tokenize(texts, text_pairs, indices))
-
-    def _batches(self, indices: np.ndarray, encoded: dict[str, np.ndarray]):
-        return [(indices[rows], arrays) for rows, arrays in tokenize_pool.padded_batches(encoded, self._batching)]
-
     @property
-    def _batching(self) -> tokenize_pool.Batching:
-        return tokenize_pool.Batching(self.max_tokens_per_batch, self.max_batch_size, self.tokenizer.pad_token_id or 0)
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id or 0
 
     def _tokenize(self, texts: list[str], text_pairs: list[str] | None, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The ids of ``texts[indices]`` (with their pairs), flat as :func:`tokenize_pool.encode` gives them:
@@ -434,7 +425,7 @@ class Classifier:
 
     def _pad(self, encoded: dict[str, np.ndarray], batch: list[int]) -> dict[str, np.ndarray]:
         """Rows ``batch`` of a flat encoded slice as padded int64 arrays."""
-        return tokenize_pool.pad_rows(encoded, batch, self.tokenizer.pad_token_id or 0)
+        return tokenize_pool.pad_rows(encoded, batch, self._pad_id)
 
     def predict_proba(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, *,
                       function_to_apply: str | None = None, calibrated: bool = True) -> np.ndarray:
@@ -539,55 +530,3 @@ def _as_list(values: Any, name: str) -> list[str]:
     if bad:
         raise ParameterError(f"{name} must be strings; item {bad[0]} is {type(values[bad[0]]).__name__}.")
     return values
-
-
-class _Feeder:
-    """Sends padded batches to the backend, stacking consecutive ones into forward passes near the budget.
-
-    Slices tokenised apart give batches of at most a slice's rows, and on a GPU each forward pass costs the
-    host a fixed time to launch (about a dozen kernels per layer), which small batches cannot hide: on an
-    H200 the call's own 2,048-row batches ran roberta-base at 30-32% of peak against 44-46% for batches
-    planned over the whole input. So batches are stacked up to the token and row budget of one forward pass
-    (near-equal widths: the texts arrive longest first). The first goes at once, so the device starts; later,
-    an idle device gets what is stacked before this thread waits for a slice only once that fills half the
-    budget: a short wait for more rows costs less than a pass of few. Synchronous backends (CPU, ONNX
-    Runtime) get every batch as it comes.
-    """
-
-    IDLE_FLUSH_FRACTION = 0.5  # of the budget (tokens or rows) that an idle device is sent without waiting
-
-    def __init__(self, backend, max_tokens: int, max_rows: int, pad_id: int):
-        self.backend, self.max_tokens, self.max_rows, self.pad_id = backend, max_tokens, max_rows, pad_id
-        # only a backend that queues work and returns at once can be busy while this thread goes on
-        self._busy = getattr(backend, "busy", None) if getattr(backend, "asynchronous", False) else None
-        self.handles: list = []
-        self.targets: list[np.ndarray] = []
-        self._pending: list[tuple[np.ndarray, dict]] = []
-        self._rows = self._width = 0
-
-    def add(self, indices: np.ndarray, arrays: dict) -> None:
-        rows, width = len(indices), arrays["input_ids"].shape[1]
-        if self._pending and ((self._rows + rows) * max(self._width, width) > self.max_tokens
-                              or self._rows + rows > self.max_rows):
-            self.flush()
-        self._pending.append((indices, arrays))
-        self._rows, self._width = self._rows + rows, max(self._width, width)
-        if self._busy is None or not self.handles:
-            self.flush()
-
-    def before_wait(self) -> None:
-        """Called before blocking on the next slice: an idle device gets a stack that fills half the budget."""
-        if self._busy is None or self._busy():
-            return
-        fraction = max(self._rows * self._width / self.max_tokens, self._rows / self.max_rows)
-        if fraction >= self.IDLE_FLUSH_FRACTION:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        indices = np.concatenate([i for i, _ in self._pending])
-        arrays = tokenize_pool.merge_padded([a for _, a in self._pending], self.pad_id)
-        self.handles.append(self.backend.submit(arrays))
-        self.targets.append(indices)
-        self._pending, self._rows, self._width = [], 0, 0

@@ -12,8 +12,9 @@ in a worker.
 
 Encoded slices are dicts of flat arrays: ``input_ids`` (int32, every row's ids concatenated),
 ``lengths`` (int32, tokens per row) and, for models with token types, ``token_type_ids`` (int32, like
-``input_ids``). :func:`padded_batches` cuts a slice into the padded int64 batches a backend receives; the
-workers run it too (:meth:`TokenizePool.submit_batches`), so the process feeding a GPU only copies and launches.
+``input_ids``). Workers send these back (a quarter of the bytes of padded int64 batches, or less);
+:class:`textarmor.backends.feeder.Feeder` pools them across slices and pads each forward pass with
+:func:`pad_rows`.
 """
 from __future__ import annotations
 
@@ -26,22 +27,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import chain
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 _worker_tokenizer = None  # the worker process's tokenizer, built once by _start_worker
 _worker_token_types = False
-_worker_batching = None
-
-
-class Batching(NamedTuple):
-    """How a slice is cut into model batches: the token budget (rows x padded length), the most rows, and
-    the id that pads ``input_ids``."""
-
-    max_tokens: int
-    max_rows: int
-    pad_id: int
 
 
 def plan_slices(order: np.ndarray, chars: np.ndarray, max_texts: int, max_chars: int | None = None,
@@ -102,20 +92,22 @@ def pad_rows(encoded: dict[str, np.ndarray], rows: Sequence[int], pad_id: int) -
     return arrays
 
 
-def padded_batches(encoded: dict[str, np.ndarray], batching: Batching) -> list[tuple[np.ndarray, dict]]:
-    """A flat encoded slice as ``[(rows of the slice, padded arrays), ...]``, batched by ``batching``."""
-    plan = plan_batches(encoded["lengths"].tolist(), batching.max_tokens, batching.max_rows)
-    return [(np.asarray(rows, dtype=np.int64), pad_rows(encoded, rows, batching.pad_id)) for rows in plan]
+def take_rows(encoded: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows ``rows`` of a flat encoded slice, in that order, as a flat encoded slice."""
+    lengths = encoded["lengths"].astype(np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    chosen = lengths[rows]
+    # each kept id's position: its row's start in the source, plus its place within the row
+    shift = (np.cumsum(lengths) - lengths)[rows] - (np.cumsum(chosen) - chosen)
+    source = np.repeat(shift, chosen) + np.arange(int(chosen.sum()))
+    taken = {key: encoded[key][source] for key in ("input_ids", "token_type_ids") if key in encoded}
+    taken["lengths"] = encoded["lengths"][rows]
+    return taken
 
 
-def merge_padded(batches: Sequence[dict[str, np.ndarray]], pad_id: int) -> dict[str, np.ndarray]:
-    """Padded batches (as :func:`pad_rows` gives them) stacked into one, each widened to the longest."""
-    if len(batches) == 1:
-        return batches[0]
-    width = max(b["input_ids"].shape[1] for b in batches)
-    pads = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
-    return {key: np.concatenate([np.pad(b[key], ((0, 0), (0, width - b[key].shape[1])), constant_values=pads[key])
-                                 for b in batches]) for key in batches[0]}
+def concat_encoded(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Flat encoded slices joined into one, rows in order."""
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def configured_tokenizer(tokenizer_json: str, max_length: int):
@@ -153,22 +145,17 @@ def pack(input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[i
     return encoded
 
 
-def _start_worker(tokenizer_json: str, max_length: int, token_types: bool, rayon_threads: int,
-                  batching: Batching | None = None) -> None:
-    global _worker_tokenizer, _worker_token_types, _worker_batching
+def _start_worker(tokenizer_json: str, max_length: int, token_types: bool, rayon_threads: int) -> None:
+    global _worker_tokenizer, _worker_token_types
     # Each worker's Rust thread pool gets its share of the cores instead of all of them (the pool reads
     # this before its first batch); an explicit setting of the user's wins.
     os.environ.setdefault("RAYON_NUM_THREADS", str(rayon_threads))
     _worker_tokenizer = configured_tokenizer(tokenizer_json, max_length)
-    _worker_token_types, _worker_batching = token_types, batching
+    _worker_token_types = token_types
 
 
 def _encode_in_worker(texts: list[str], pairs: list[str] | None) -> dict[str, np.ndarray]:
     return encode(_worker_tokenizer, texts, pairs, _worker_token_types)
-
-
-def _batches_in_worker(texts: list[str], pairs: list[str] | None) -> list[tuple[np.ndarray, dict]]:
-    return padded_batches(_encode_in_worker(texts, pairs), _worker_batching)
 
 
 def _shutdown(executor: ProcessPoolExecutor) -> None:
@@ -184,12 +171,10 @@ class TokenizePool:
     the main module, so a script must keep its work under ``if __name__ == "__main__":``.
     """
 
-    def __init__(self, tokenizer_json: str, max_length: int, token_types: bool, processes: int,
-                 batching: Batching | None = None):
+    def __init__(self, tokenizer_json: str, max_length: int, token_types: bool, processes: int):
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}.")
         self.max_length, self.token_types, self.processes = max_length, token_types, processes
-        self.batching = batching
         self._tokenizer_json = tokenizer_json
         self._executor: ProcessPoolExecutor | None = None
         self._finalizer = None
@@ -203,20 +188,13 @@ class TokenizePool:
         ``concurrent.futures.process.BrokenProcessPool`` from here or from the future."""
         return self._started_executor().submit(_encode_in_worker, texts, pairs)
 
-    def submit_batches(self, texts: list[str], pairs: list[str] | None = None) -> Future:
-        """Encode one slice in a worker and cut it into padded batches there (the pool's ``batching``); the
-        future's result is :func:`padded_batches`'s list."""
-        if self.batching is None:
-            raise ValueError("submit_batches needs a pool built with batching=Batching(...).")
-        return self._started_executor().submit(_batches_in_worker, texts, pairs)
-
     def _started_executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
             rayon_threads = max(1, (os.cpu_count() or 1) // self.processes)
             self._executor = ProcessPoolExecutor(
                 max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self._tokenizer_json, self.max_length, self.token_types, rayon_threads, self.batching))
+                initargs=(self._tokenizer_json, self.max_length, self.token_types, rayon_threads))
             self._finalizer = weakref.finalize(self, _shutdown, self._executor)
         return self._executor
 

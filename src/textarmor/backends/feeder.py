@@ -1,0 +1,83 @@
+"""Forward passes cut from a pool of tokenised rows, longest first, as slices of a call arrive.
+
+A call is tokenised in slices ordered by character length, but character length predicts token length
+loosely for short texts: the rows of one slice span many token lengths. Batches cut within each slice (and
+stacked up to a forward pass) were 41% padding on the 67,349 SST-2 train texts, against 14% for batches
+planned over the whole input, and a GPU's work grows with padded tokens. So rows are pooled across
+slices and each pass takes the pool's longest rows: with ``HOLD_BUDGETS`` = 3 passes' worth pooled the
+passes carry 14.2% padding (2: 17.7%, 1: 33.5%; replayed on that set's token lengths with a GPU's
+defaults).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from textarmor.backends import tokenize_pool
+
+
+class Feeder:
+    """Sends a backend forward passes of near-equal widths, each within the token and row budget.
+
+    The first pass goes at once, so the device starts. After that a pass leaves when the pool holds
+    ``HOLD_BUDGETS`` passes' worth of rows, or when the device is idle and the pool fills
+    ``IDLE_FLUSH_FRACTION`` of one (:meth:`before_wait`, called before the caller blocks on its next slice:
+    a short wait for more rows costs less than a pass of few). :meth:`flush` sends the rest, planned over
+    what is left. Synchronous backends (CPU, ONNX Runtime) cannot be idle while this runs and get a pass
+    whenever the pool is full.
+    """
+
+    HOLD_BUDGETS = 3
+    IDLE_FLUSH_FRACTION = 0.5  # of the budget (tokens or rows) that an idle device is sent without waiting
+
+    def __init__(self, backend, max_tokens: int, max_rows: int, pad_id: int):
+        self.backend, self.max_tokens, self.max_rows, self.pad_id = backend, max_tokens, max_rows, pad_id
+        # only a backend that queues work and returns at once can be busy while this thread goes on
+        self._busy = getattr(backend, "busy", None) if getattr(backend, "asynchronous", False) else None
+        self.handles: list = []
+        self.targets: list[np.ndarray] = []  # the input indices of each pass's rows, in the pass's order
+        self._parts: list[tuple[np.ndarray, dict]] = []  # arrived slices not yet merged into the pool
+        self._tokens = self._rows = 0
+
+    def add(self, indices: np.ndarray, encoded: dict[str, np.ndarray]) -> None:
+        """Pool one tokenised slice (``indices``: the call's input index of each row)."""
+        if not len(indices):
+            return
+        self._parts.append((indices, encoded))
+        self._tokens += int(encoded["lengths"].sum())
+        self._rows += len(indices)
+        if not self.handles:
+            self._send_one()
+        while (self._tokens >= self.HOLD_BUDGETS * self.max_tokens
+               or self._rows >= self.HOLD_BUDGETS * self.max_rows):
+            self._send_one()
+
+    def before_wait(self) -> None:
+        """Called before blocking on the next slice: an idle device gets a pass once the pool can fill half
+        of one."""
+        if self._busy is None or self._busy() or not self._rows:
+            return
+        if max(self._tokens / self.max_tokens, self._rows / self.max_rows) >= self.IDLE_FLUSH_FRACTION:
+            self._send_one()
+
+    def flush(self) -> None:
+        while self._rows:
+            self._send_one()
+
+    def _send_one(self) -> None:
+        indices, encoded = self._merged()
+        lengths = encoded["lengths"]
+        order = np.argsort(-lengths, kind="stable")  # longest first; ties keep arrival order
+        width = max(1, int(lengths[order[0]]))
+        take = min(len(order), self.max_rows, max(1, self.max_tokens // width))
+        rows, rest = order[:take], order[take:]
+        self.handles.append(self.backend.submit(tokenize_pool.pad_rows(encoded, rows, self.pad_id)))
+        self.targets.append(indices[rows])
+        self._parts = [(indices[rest], tokenize_pool.take_rows(encoded, rest))] if len(rest) else []
+        self._tokens = int(lengths[rest].sum())
+        self._rows = len(rest)
+
+    def _merged(self) -> tuple[np.ndarray, dict]:
+        if len(self._parts) > 1:
+            self._parts = [(np.concatenate([i for i, _ in self._parts]),
+                            tokenize_pool.concat_encoded([e for _, e in self._parts]))]
+        return self._parts[0]
