@@ -309,3 +309,14 @@ def test_rift_with_the_paper_adversary_searches_synonym_hulls(tiny_base, monkeyp
 def test_rift_rejects_an_unknown_adversary():
     with pytest.raises(ParameterError, match="rift_adversary must be one of ball, ascc"):
         make_objective("rift", rift_adversary="hotflip")
+
+
+def test_ascc_names_a_tokenizer_that_is_not_the_models(tiny_base):
+    from textarmor.training.embedding_space import EmbeddedBatch
+
+    _, objective, batches = tiny_setup(tiny_base, "ascc")
+    data = EmbeddedBatch.from_batch(batches[0])
+    too_large = data.input_ids.clone()
+    too_large[0, 1] = 10 ** 6  # an id no row of the synonym table has
+    with pytest.raises(ParameterError, match="tokenizer given to setup is not the model's"):
+        objective.candidates(too_large, data.mask.squeeze(-1))

@@ -71,12 +71,14 @@ class SynonymHull:
             raise RuntimeError("setup(context) must run before training (train() calls it).")
         device = input_ids.device
         if device not in self._tensors:
+            # checked on the first batch only: reading the ids back waits for the GPU, at every step
+            if int(input_ids.max()) >= len(self._table.ids):
+                raise ParameterError(f"Token id {int(input_ids.max())} is outside the synonym table "
+                                     f"({len(self._table.ids)} rows): the tokenizer given to setup is not the "
+                                     "model's.")
             self._tensors[device] = (torch.from_numpy(self._table.ids).to(device),
                                      torch.from_numpy(self._table.valid).to(device))
         ids, valid = self._tensors[device]
-        if int(input_ids.max()) >= len(ids):
-            raise ParameterError(f"Token id {int(input_ids.max())} is outside the synonym table "
-                                 f"({len(ids)} rows): the tokenizer given to setup is not the model's.")
         candidates, ok = ids[input_ids], valid[input_ids].clone()
         ok[..., 1:] &= mask.bool().unsqueeze(-1)
         return candidates, ok
@@ -97,7 +99,8 @@ class SynonymHull:
                     w = log_w.exp()
                     logits = data.forward(model, (w.unsqueeze(-1).to(synonyms.dtype) * synonyms).sum(-2)).logits
                     entropy = -(w * log_w.masked_fill(~ok, 0.0)).sum(-1)
-                    mean_entropy = entropy[multi].mean() if multi.any() else entropy.sum() * 0.0
+                    # over tokens with a choice (0 without any), without a boolean index's GPU->CPU sync
+                    mean_entropy = (entropy * multi).sum() / multi.sum().clamp(min=1)
                     gain = data.mean(loss_fn(logits)) - self.sparsity * mean_entropy
                     optimizer.zero_grad(set_to_none=True)
                     (phi.grad,) = torch.autograd.grad(-gain, phi)
