@@ -19,8 +19,8 @@ epoch in that file (the fastest: a standard epoch has no per-epoch extras, so it
 ``epoch_time_ratio_vs_standard_mean`` beside it; this basis replaces the others.
 
 The target (the issue's): ``pwws`` accuracy on dev at least 2x standard's, at most 1.5 points of dev clean
-accuracy lost, ``epoch_time_ratio`` at most 2.5; ``meets_target`` says whether a row does (``None`` where the epoch time is the
-step-cost estimate: full epochs measured alone came out above those estimates).
+accuracy lost, ``epoch_time_ratio`` at most 2.5; ``meets_target`` says whether a row does (``None`` where the
+epoch time is the step-cost estimate: full epochs measured alone came out above those estimates).
 """
 from __future__ import annotations
 
