@@ -277,14 +277,18 @@ class Classifier:
 
     def _forward(self, texts: list[str], text_pairs: list[str] | None) -> np.ndarray:
         self.num_queries += len(texts)
-        # Order by character length before tokenising: it tracks token length closely, so slices tokenised
-        # separately still give batches of near-equal length, with little padding. Worker threads tokenise
-        # and pad the next slices (the Rust tokenizer and NumPy release the GIL) while this thread feeds
-        # the model, so on a GPU the two overlap.
-        chars = [len(t) + (len(text_pairs[i]) if text_pairs is not None else 0) for i, t in enumerate(texts)]
-        order = np.argsort(-np.asarray(chars), kind="stable")
-        slices = tokenize_pool.plan_slices(order, np.asarray(chars)[order], self.tokenize_chunk,
-                                           self.tokenize_chunk_chars, ramp=self._slice_ramp)
+        # Order by character length before tokenising, so each slice holds rows of similar length; the
+        # feeder pools rows across slices and cuts each pass from the longest. Workers tokenise the next
+        # slices (threads: the Rust tokenizer releases the GIL; or processes) while this thread feeds the
+        # model, so on a GPU the two overlap.
+        chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        if text_pairs is not None:
+            chars += np.fromiter(map(len, text_pairs), dtype=np.int64, count=len(texts))
+        # int16 keys sort by radix, 6x faster than int64 (0.4 vs 2.8 ms for 67k texts); texts of 32,767
+        # characters and more are truncated alike, so their order among themselves does not matter
+        order = np.argsort(-np.minimum(chars, 32767).astype(np.int16), kind="stable")
+        slices = tokenize_pool.plan_slices(order, chars[order], self.tokenize_chunk, self.tokenize_chunk_chars,
+                                           ramp=self._slice_ramp)
         processes = self._processes_for(len(slices))
         feeder = Feeder(self.backend, self.max_tokens_per_batch, self.max_batch_size, self._pad_id)
         if len(slices) == 1:
@@ -324,7 +328,9 @@ class Classifier:
         futures, done = [], 0
         try:
             try:
-                # Everything is queued at once, so the workers run ahead of the model.
+                # Everything is queued at once (the first slice goes to a worker while the others' texts
+                # are gathered), so the workers run ahead of the model; a window of a few slices per
+                # worker made the call slower, workers idling behind a slow slice.
                 futures = [pool.submit([texts[i] for i in part.tolist()], None if text_pairs is None else
                                        [text_pairs[i] for i in part.tolist()]) for part in slices]
                 for indices, future in zip(slices, futures):
