@@ -82,7 +82,7 @@ def test_the_first_slices_ramp_up():
 
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and sa.triton_available()), reason="needs CUDA and Triton")
-def test_a_cuda_classifier_scores_the_same_with_the_kernel(tiny_base):
+def test_a_cuda_classifier_scores_the_same_with_the_kernel_and_packed(tiny_base):
     from transformers import AutoTokenizer
 
     from textarmor import Classifier
@@ -90,9 +90,30 @@ def test_a_cuda_classifier_scores_the_same_with_the_kernel(tiny_base):
     tokenizer = AutoTokenizer.from_pretrained(tiny_base)
     texts = ["the film was great", "a dull , tedious plot and a bland cast", "superb"] * 50 + ["x " * 80]
     scores = {}
-    for kernel in (False, True):
+    for kernel, packed in ((False, False), (True, False), (True, True)):  # SDPA; the kernel; packed passes
         model = AutoModelForSequenceClassification.from_pretrained(tiny_base, attn_implementation="sdpa")
-        backend = TorchBackend(model, device="cuda", dtype="float16", short_attention=kernel)
+        backend = TorchBackend(model, device="cuda", dtype="float16", short_attention=kernel, packed=packed)
         assert backend.short_attention is kernel
-        scores[kernel] = Classifier(model, tokenizer, backend=backend, tokenize_chunk=16).predict_proba(texts)
-    np.testing.assert_allclose(scores[True], scores[False], atol=5e-3)
+        scores[kernel, packed] = Classifier(model, tokenizer, backend=backend, tokenize_chunk=16).predict_proba(texts)
+    np.testing.assert_allclose(scores[True, False], scores[False, False], atol=5e-3)
+    np.testing.assert_allclose(scores[True, True], scores[False, False], atol=5e-3)
+
+
+@pytest.mark.skipif(KERNEL_DEVICE is None, reason="needs Triton on CUDA, or TRITON_INTERPRET=1 with Triton")
+def test_packed_rows_attend_within_their_row_as_the_reference_does():
+    torch.manual_seed(0)
+    heads, head_dim, lengths = 2, 32, [5, 1, 17, 9]
+    starts = torch.tensor([0, *np.cumsum(lengths)], dtype=torch.int32, device=KERNEL_DEVICE)
+    total = int(starts[-1])
+    qkv = torch.randn(1, total, 3, heads, head_dim, device=KERNEL_DEVICE, dtype=torch.float32)
+    query, key, value = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+    out = sa.varlen_attention(query, key, value, starts, max(lengths))
+    reference = sa.varlen_reference(query, key, value, starts)
+    assert out.shape == (1, total, heads, head_dim) and out.is_contiguous()
+    torch.testing.assert_close(out, reference, atol=2e-3, rtol=2e-3)
+    # each row alone, through the padded kernel's reference: packing changes nothing
+    for b, n in enumerate(lengths):
+        rows = slice(int(starts[b]), int(starts[b]) + n)
+        alone = torch.nn.functional.scaled_dot_product_attention(query[:, :, rows], key[:, :, rows],
+                                                                 value[:, :, rows]).transpose(1, 2)
+        torch.testing.assert_close(reference[:, rows], alone, atol=1e-5, rtol=1e-5)

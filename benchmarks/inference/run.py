@@ -213,12 +213,17 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     short = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
     clf = None
     # `-sdpa`: PyTorch's fused attention kernels on every row, without the short-row Triton kernel
-    engines = ([("textarmor-sdpa", False)] if triton_available() else []) + [("textarmor", False)]
+    # `-packed`: passes of rows that fit the short-row kernel go packed, without padding
+    engines = ([("textarmor-sdpa", False)] if triton_available() else []) + [("textarmor", False)] + (
+        [("textarmor-packed", False)] if triton_available() else [])
     for engine, compiled in engines + ([("textarmor-compiled", True)] if compile else []):
         if clf is not None:
             clf.close()
-        backend = TorchBackend(bf16, device="cuda", dtype=dtype, short_attention=False) if engine.endswith(
-            "-sdpa") else None
+        backend = None
+        if engine.endswith("-sdpa"):
+            backend = TorchBackend(bf16, device="cuda", dtype=dtype, short_attention=False)
+        elif engine.endswith("-packed"):
+            backend = TorchBackend(bf16, device="cuda", dtype=dtype, packed=True)
         clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype, compile=compiled, backend=backend)
         slices = -(-len(texts) // clf.tokenize_chunk)
         started = time.perf_counter()
@@ -264,7 +269,9 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         # Feeder (the call's own forward passes), so the two show what slicing costs the GPU.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
         padded = [clf._pad(encoded, batch) for batch in clf.plan_batches(encoded["lengths"].tolist())]
-        add(f"{engine}-model-only", short, lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
+        if not engine.endswith("-packed"):  # padded batches: the same row as the default engine's
+            add(f"{engine}-model-only", short,
+                lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
         chars = np.asarray([len(t) for t in texts])
         order = np.argsort(-chars, kind="stable")
         parts = plan_slices(order, chars[order], clf.tokenize_chunk, clf.tokenize_chunk_chars, clf._slice_ramp)

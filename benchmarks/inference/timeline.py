@@ -32,16 +32,27 @@ def trace_call(clf, texts: list[str]) -> tuple[dict, list[dict]]:
         mark.record()
         return mark
 
-    plain_submit = backend.submit
+    def traced(send, shape):
+        def wrapper(arrays: dict):
+            started, before = time.perf_counter(), event()
+            handle = send(arrays)
+            after = event()
+            forwards.append({"host_start": started, "host_end": time.perf_counter(), "events": (before, after),
+                             **shape(arrays)})
+            return handle
+        return wrapper
 
-    def submit(arrays: dict):
-        started, before = time.perf_counter(), event()
-        handle = plain_submit(arrays)
-        after = event()
+    def padded_shape(arrays: dict) -> dict:
         mask = arrays["attention_mask"]
-        forwards.append({"host_start": started, "host_end": time.perf_counter(), "events": (before, after),
-                         "rows": int(mask.shape[0]), "width": int(mask.shape[1]), "tokens": int(mask.sum())})
-        return handle
+        return {"rows": int(mask.shape[0]), "width": int(mask.shape[1]), "tokens": int(mask.sum())}
+
+    def packed_shape(encoded: dict) -> dict:  # no padding: rows x width counts real tokens only
+        lengths = encoded["lengths"]
+        return {"rows": len(lengths), "width": int(lengths.max()), "tokens": int(lengths.sum()), "packed": True}
+
+    hooks = {"submit": traced(backend.submit, padded_shape)}
+    if hasattr(backend, "submit_packed"):
+        hooks["submit_packed"] = traced(backend.submit_packed, packed_shape)
 
     def timed_slices(generator_method):
         def wrapper(*args, **kwargs):
@@ -64,7 +75,8 @@ def trace_call(clf, texts: list[str]) -> tuple[dict, list[dict]]:
         torch.cuda.synchronize()
     base = event()
     start = time.perf_counter()
-    backend.submit = submit
+    for name, hook in hooks.items():
+        setattr(backend, name, hook)
     for name, method in patched.items():
         setattr(clf, name, timed_slices(method))
     try:
@@ -73,7 +85,8 @@ def trace_call(clf, texts: list[str]) -> tuple[dict, list[dict]]:
             torch.cuda.synchronize()
         wall = time.perf_counter() - start
     finally:
-        del backend.submit
+        for name in hooks:
+            delattr(backend, name)
         for name in patched:
             delattr(clf, name)
     return summarize(forwards, waits, base, start, wall, len(texts))
@@ -110,8 +123,9 @@ def summarize(forwards: list[dict], waits: list[tuple[float, float]], base, star
         "host_submitting_s": round(submitting, 4),
         "first_slice_s": round(waits[0][1] - start, 4) if waits else None,
         "last_slice_s": round(waits[-1][1] - start, 4) if waits else None,
-        "padding_fraction": round(1 - sum(r["tokens"] for r in rows) / max(1, sum(r["rows"] * r["width"]
-                                                                                 for r in rows)), 4),
+        "padding_fraction": round(1 - sum(r["tokens"] for r in rows) / max(1, sum(
+            r["tokens"] if r.get("packed") else r["rows"] * r["width"] for r in rows)), 4),
+        "packed_forwards": sum(1 for r in rows if r.get("packed")),
         "rows_per_forward_mean": round(float(np.mean([r["rows"] for r in rows])), 1) if rows else 0,
         "width_range": [int(widths.min()), int(widths.max())],
     }

@@ -23,7 +23,8 @@ class Feeder:
     ``IDLE_FLUSH_FRACTION`` of one (:meth:`before_wait`, called before the caller blocks on its next slice:
     a short wait for more rows costs less than a pass of few). :meth:`flush` sends the rest, planned over
     what is left. Synchronous backends (CPU, ONNX Runtime) cannot be idle while this runs and get a pass
-    whenever the pool is full.
+    whenever the pool is full. A backend with ``packs_up_to`` > 0 gets passes whose rows all fit that
+    length as flat rows without padding (``submit_packed``), their budget counted in real tokens.
     """
 
     HOLD_BUDGETS = 3
@@ -33,6 +34,8 @@ class Feeder:
         self.backend, self.max_tokens, self.max_rows, self.pad_id = backend, max_tokens, max_rows, pad_id
         # only a backend that queues work and returns at once can be busy while this thread goes on
         self._busy = getattr(backend, "busy", None) if getattr(backend, "asynchronous", False) else None
+        # passes whose rows are all this short go packed (backends that can: ``submit_packed``)
+        self._packs_up_to = getattr(backend, "packs_up_to", 0)
         self.handles: list = []
         self.targets: list[np.ndarray] = []  # the input indices of each pass's rows, in the pass's order
         self._parts: list[tuple[np.ndarray, dict]] = []  # arrived slices not yet merged into the pool
@@ -68,9 +71,17 @@ class Feeder:
         lengths = encoded["lengths"]
         order = np.argsort(-lengths, kind="stable")  # longest first; ties keep arrival order
         width = max(1, int(lengths[order[0]]))
-        take = min(len(order), self.max_rows, max(1, self.max_tokens // width))
+        packed = width <= self._packs_up_to
+        if packed:  # no padding: the budget counts real tokens
+            fits = int(np.searchsorted(np.cumsum(lengths[order]), self.max_tokens, side="right"))
+        else:
+            fits = self.max_tokens // width
+        take = min(len(order), self.max_rows, max(1, fits))
         rows, rest = order[:take], order[take:]
-        self.handles.append(self.backend.submit(tokenize_pool.pad_rows(encoded, rows, self.pad_id)))
+        if packed:
+            self.handles.append(self.backend.submit_packed(tokenize_pool.take_rows(encoded, rows)))
+        else:
+            self.handles.append(self.backend.submit(tokenize_pool.pad_rows(encoded, rows, self.pad_id)))
         self.targets.append(indices[rows])
         self._parts = [(indices[rest], tokenize_pool.take_rows(encoded, rest))] if len(rest) else []
         self._tokens = int(lengths[rest].sum())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from textarmor.backends import packed as packing
 from textarmor.backends import short_attention as attention_kernels
 
 
@@ -33,7 +34,8 @@ class TorchBackend:
 
     On CUDA with Triton, BERT- and RoBERTa-family models in half precision attend with
     :mod:`short_attention`'s kernel on rows of at most 64 tokens (``short_attention=None``, the default;
-    ``False`` keeps SDPA everywhere).
+    ``False`` keeps SDPA everywhere). With ``packed=True`` (off by default: its speed is not measured yet)
+    passes whose rows all fit the kernel run packed, without padding (:mod:`textarmor.backends.packed`).
 
     On CUDA, ``submit`` copies the batch from pinned memory without blocking and queues the forward pass;
     logits stay on the GPU until ``collect``, which moves all of them in one transfer. The CPU is therefore
@@ -43,11 +45,12 @@ class TorchBackend:
     name = "torch"
     # Encoders whose SDPA attention takes a ready 4-D mask unchanged (transformers' mask helpers return a
     # 4-D mask as is). Handing it over skips the helpers' `padding_mask.all()` check, a GPU->CPU sync per batch.
-    _PREBUILT_MASK_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
+    _PREBUILT_MASK_MODELS = packing.PACKABLE_MODELS  # the BERT/RoBERTa family: the same models
     SHORT_LENGTH = 48  # padded length up to which forward_logits picks the memory-efficient kernel on CUDA
 
     def __init__(self, model, device: str | None = None, dtype: str | None = None,
-                 prebuilt_mask: bool | None = None, compile: bool = False, short_attention: bool | None = None):
+                 prebuilt_mask: bool | None = None, compile: bool = False, short_attention: bool | None = None,
+                 packed: bool = False):
         import torch
 
         self.device = torch.device(device or auto_device())
@@ -82,6 +85,15 @@ class TorchBackend:
         elif getattr(getattr(self.model, "config", None), "_attn_implementation", None) == attention_kernels.NAME:
             self.model.set_attn_implementation("sdpa")  # a model an earlier backend switched over
         self.short_attention = bool(short_attention)
+        if packed and not (self.short_attention and packing.packable(model)):
+            from textarmor.errors import ParameterError
+
+            raise ParameterError("packed=True needs the short-row kernel (a CUDA device and Triton) and a BERT- or "
+                                 "RoBERTa-family model; leave it off.")
+        # the longest row a packed pass may hold (0: passes are padded); the feeder reads it
+        self.packs_up_to = attention_kernels.MAX_LENGTH if packed else 0
+        self._packed_forward = (torch.compile(packing.packed_logits, dynamic=True) if packed and compile
+                                else packing.packed_logits)
 
     @classmethod
     def _mask_compatible(cls, model) -> bool:
@@ -90,16 +102,33 @@ class TorchBackend:
                 and getattr(config, "_attn_implementation", None) in ("sdpa", attention_kernels.NAME))
 
     def submit(self, encoded: dict[str, np.ndarray]):
-        import torch
 
         inputs = self._to_device(encoded)
         if self.prebuilt_mask:
             # (batch, 1, 1, keys), True = attend: broadcast over heads and queries by SDPA.
             inputs["attention_mask"] = inputs["attention_mask"].bool()[:, None, None, :]
-        # Eager runs use inference mode (the cheapest); the compiled function is traced under plain no_grad.
-        with torch.no_grad() if self.compiled else torch.inference_mode():
+        with self._grad_mode():
             logits = self._forward(self.model, inputs, self._short_length)
+        return self._queued(logits)
+
+    def submit_packed(self, encoded: dict[str, np.ndarray]):
+        """Queue one packed pass: a flat encoded slice (``tokenize_pool``'s form) whose rows are at most
+        ``packs_up_to`` tokens long; returns its logits as :meth:`submit` does."""
+        inputs = self._to_device(packing.host_arrays(self.model.config, encoded))
+        with self._grad_mode():
+            logits = self._packed_forward(self.model, inputs, int(encoded["lengths"].max()))
+        return self._queued(logits)
+
+    def _grad_mode(self):
+        import torch
+
+        # Eager runs use inference mode (the cheapest); the compiled function is traced under plain no_grad.
+        return torch.no_grad() if self.compiled else torch.inference_mode()
+
+    def _queued(self, logits):
         if self._pin:
+            import torch
+
             self._last_done = torch.cuda.Event()
             self._last_done.record()
         return logits
