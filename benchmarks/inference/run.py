@@ -423,14 +423,20 @@ def parity(args) -> list[dict]:
     labels = {r["text"]: r["label"] for r in dev}
     names = ref_clf.labels
     rows = []
-    variants = [("bfloat16", False), ("float16", False)] + ([("float16", True)] if args.compile else [])
-    for dtype, compiled in variants:
-        fast = Classifier.from_pretrained(args.parity_model, device="cuda", dtype=dtype,
-                                          compile=compiled).predict_proba(texts)
+    from textarmor.backends.short_attention import triton_available
+    from textarmor.backends.torch_backend import TorchBackend
+
+    variants = [("bfloat16", False, False), ("float16", False, False)] + (
+        [("float16", False, True)] if triton_available() else []) + ([("float16", True, False)] if args.compile else [])
+    for dtype, compiled, packed in variants:
+        clf = Classifier.from_pretrained(args.parity_model, device="cuda", dtype=dtype, compile=compiled)
+        if packed:
+            clf.backend = TorchBackend(clf.backend.model, device="cuda", dtype=dtype, packed=True)
+        fast = clf.predict_proba(texts)
         accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]]
                                               for i in range(len(dev))])), 4)
                     for tag, p in (("fp32", ref), (dtype, fast))} if dev else {}
-        engine = f"parity-{dtype}{'-compiled' if compiled else ''}-vs-fp32"
+        engine = f"parity-{dtype}{'-compiled' if compiled else ''}{'-packed' if packed else ''}-vs-fp32"
         rows.append({"device": torch_device_name(), "engine": engine,
                      "dataset": "sst2-dev+train20k", "n": len(texts),
                      "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
