@@ -16,6 +16,7 @@ import torch.distributed as dist
 from tests.word_attacker import word_drop_attacker
 from textarmor import train
 from textarmor.training import api
+from textarmor.training.trainer import end_process_group
 
 _trained_checksum: dict[str, float] = {}
 _save_model = api.RobustTrainer.save_model
@@ -56,3 +57,4 @@ def main(model: str, train_file: str, dev_file: str, out_root: str, *methods: st
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    end_process_group()

@@ -156,15 +156,18 @@ def serves(module, query, key, attention_mask, dropout: float, kwargs: dict) -> 
             and key.shape[2] == length and key_mask_of(attention_mask, batch, length) is not False)
 
 
-def _kernel_applies(module, query, key, dropout: float, kwargs: dict) -> bool:
-    """The conditions the kernel needs whatever the rows' layout (padded or packed)."""
+def kernel_supports(head_dim: int, dtype) -> bool:
+    """Whether the kernel handles heads of ``head_dim`` in ``dtype``: a power of two from 16 to 128, half
+    precision only (Triton's float32 products are TF32, and float32 callers want float32 arithmetic)."""
     import torch
 
-    head_dim = query.shape[-1]
-    # half precision only: Triton's float32 products are TF32, and float32 callers want float32 arithmetic
-    return (query.is_cuda and _op is not None and query.dtype in (torch.float16, torch.bfloat16)
+    return dtype in (torch.float16, torch.bfloat16) and 16 <= head_dim <= 128 and head_dim & (head_dim - 1) == 0
+
+
+def _kernel_applies(module, query, key, dropout: float, kwargs: dict) -> bool:
+    """The conditions the kernel needs whatever the rows' layout (padded or packed)."""
+    return (query.is_cuda and _op is not None and kernel_supports(query.shape[-1], query.dtype)
             and not module.training and dropout == 0.0 and query.shape[1] == key.shape[1]
-            and head_dim >= 16 and head_dim & (head_dim - 1) == 0 and head_dim <= 128
             and query.stride(-1) == 1 and key.stride(-1) == 1
             and not kwargs.get("output_attentions") and kwargs.get("position_bias") is None
             and kwargs.get("is_causal") is not True)

@@ -85,10 +85,15 @@ class TorchBackend:
         elif getattr(getattr(self.model, "config", None), "_attn_implementation", None) == attention_kernels.NAME:
             self.model.set_attn_implementation("sdpa")  # a model an earlier backend switched over
         self.short_attention = bool(short_attention)
-        if packed and not (self.short_attention and packing.packable(model)):
+        config = getattr(model, "config", None)
+        head_dim = getattr(config, "hidden_size", 0) // max(1, getattr(config, "num_attention_heads", 1))
+        # without the kernel a packed pass would attend through a (total x total) mask: never on a real pass
+        if packed and not (self.short_attention and packing.packable(model)
+                           and attention_kernels.kernel_supports(head_dim, self.dtype)):
             from textarmor.errors import ParameterError
 
-            raise ParameterError("packed=True needs the short-row kernel (a CUDA device and Triton) and a BERT- or "
+            raise ParameterError("packed=True needs the short-row kernel (a CUDA device and Triton, float16 or "
+                                 "bfloat16, heads of 16 to 128 dimensions, a power of two) and a BERT- or "
                                  "RoBERTa-family model; leave it off.")
         # the longest row a packed pass may hold (0: passes are padded); the feeder reads it
         self.packs_up_to = attention_kernels.MAX_LENGTH if packed else 0

@@ -94,6 +94,7 @@ def train(
                                             "hyperparameter as KEY=VALUE, repeatable (e.g. -o fisher_batches=64)."),
 ) -> None:
     from textarmor.training import train as run_training
+    from textarmor.training.trainer import end_process_group
 
     flags = {"adv_steps": adv_steps, "adv_lr": adv_lr, "adv_init_mag": adv_init_mag, "adv_max_norm": adv_max_norm,
              "adv_norm": adv_norm, "adv_eps": adv_eps, "roast_lambda": roast_lambda, "roast_alpha": roast_alpha,
@@ -107,6 +108,7 @@ def train(
                           early_stopping=early_stopping, max_train_rows=max_train_rows, text_column=text_column,
                           label_column=label_column, text_pair_column=text_pair_column, strict=strict,
                           overwrite=overwrite, resume=resume, trust_remote_code=trust_remote_code)
+    end_process_group()
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun/accelerate, rank 0 reports for all
         return
     best = result.metrics

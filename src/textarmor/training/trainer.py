@@ -88,6 +88,21 @@ class EpochTimer(TrainerCallback):
                 "epoch_seconds": list(self.seconds)}
 
 
+def end_process_group() -> None:
+    """Close the process group of a torchrun/accelerate launch, if one is open, once every rank gets here.
+    Left to the interpreter's exit, a script that trained three models under gloo aborted a rank about one
+    run in ten ("terminate called without an active exception") after its work was saved; with this, 0 in
+    40. ``train`` leaves the group open, since a script may train again; a program's last step calls this."""
+    import gc
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()  # finished trainers' DDP wrappers (held in reference cycles) go before the group they use
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def distributed_defaults(objective: Objective) -> dict:
     """``TrainingArguments`` a torchrun/accelerate launch needs for this objective."""
     options: dict = {}
