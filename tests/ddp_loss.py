@@ -12,6 +12,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from textarmor import train
+from textarmor.training.trainer import end_process_group
 
 #: No length grouping: its megabatches are per process, so the data order would differ from one process's.
 SAME_ORDER = {"group_by_length": False, "logging_steps": 1}
@@ -31,3 +32,4 @@ def main(model: str, train_file: str, dev_file: str, out_dir: str, batch: str, j
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    end_process_group()

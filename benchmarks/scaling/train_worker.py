@@ -34,7 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from benchmarks.common import read_jsonl  # noqa: E402
 
 from textarmor.training.objectives import make_objective  # noqa: E402
-from textarmor.training.trainer import RobustTrainer, distributed_defaults, training_arguments  # noqa: E402
+from textarmor.training.trainer import (  # noqa: E402
+    RobustTrainer,
+    distributed_defaults,
+    end_process_group,
+    training_arguments,
+)
 
 SHAPES = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
@@ -138,3 +143,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    end_process_group()
