@@ -186,7 +186,6 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
 
     from textarmor import Classifier
     from textarmor.backends.short_attention import triton_available
-    from textarmor.backends.tokenize_pool import plan_slices
     from textarmor.backends.torch_backend import TorchBackend
 
     rows = []
@@ -272,10 +271,7 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         if not engine.endswith("-packed"):  # padded batches: the same row as the default engine's
             add(f"{engine}-model-only", short,
                 lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
-        chars = np.asarray([len(t) for t in texts])
-        order = np.argsort(-chars, kind="stable")
-        parts = plan_slices(order, chars[order], clf.tokenize_chunk, clf.tokenize_chunk_chars, clf._slice_ramp)
-        sliced = [(part, clf._tokenize(texts, None, part)) for part in parts]
+        sliced = [(part, clf._tokenize(texts, None, part)) for part in clf._plan_slices(texts, None)]
         add(f"{engine}-model-only-sliced", short, lambda c=clf, s=sliced: feed_slices(c, s))
         rows[-1]["tokenize_chunk"], rows[-1]["tokenize_chunk_chars"] = clf.tokenize_chunk, clf.tokenize_chunk_chars
         if profile:
@@ -294,7 +290,8 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
 
 
 def feed_slices(clf, slices: list) -> list:
-    """A call's forward passes over slices tokenised beforehand: its Feeder, without the tokenisation."""
+    """A call's forward passes over slices tokenised beforehand: its Feeder, without the tokenisation; an idle
+    device is offered a pass before each slice, as a call offers one while it waits for a slice."""
     from textarmor.backends.feeder import Feeder
 
     feeder = Feeder(clf.backend, clf.max_tokens_per_batch, clf.max_batch_size, clf._pad_id)

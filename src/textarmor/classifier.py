@@ -277,18 +277,9 @@ class Classifier:
 
     def _forward(self, texts: list[str], text_pairs: list[str] | None) -> np.ndarray:
         self.num_queries += len(texts)
-        # Order by character length before tokenising, so each slice holds rows of similar length; the
-        # feeder pools rows across slices and cuts each pass from the longest. Workers tokenise the next
-        # slices (threads: the Rust tokenizer releases the GIL; or processes) while this thread feeds the
-        # model, so on a GPU the two overlap.
-        chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        if text_pairs is not None:
-            chars += np.fromiter(map(len, text_pairs), dtype=np.int64, count=len(texts))
-        # int16 keys sort by radix, 6x faster than int64 (0.4 vs 2.8 ms for 67k texts); texts of 32,767
-        # characters and more are truncated alike, so their order among themselves does not matter
-        order = np.argsort(-np.minimum(chars, 32767).astype(np.int16), kind="stable")
-        slices = tokenize_pool.plan_slices(order, chars[order], self.tokenize_chunk, self.tokenize_chunk_chars,
-                                           ramp=self._slice_ramp)
+        # Workers tokenise the next slices (threads: the Rust tokenizer releases the GIL; or processes) while
+        # this thread feeds the model, so on a GPU the two overlap.
+        slices = self._plan_slices(texts, text_pairs)
         processes = self._processes_for(len(slices))
         feeder = Feeder(self.backend, self.max_tokens_per_batch, self.max_batch_size, self._pad_id)
         if len(slices) == 1:
@@ -308,6 +299,19 @@ class Classifier:
         for indices, logits in zip(feeder.targets, self.backend.collect(feeder.handles)):
             out[indices] = logits
         return out
+
+    def _plan_slices(self, texts: list[str], text_pairs: list[str] | None) -> list[np.ndarray]:
+        """The slices a call tokenises, as input indices, longest texts first. Ordered by character length,
+        each slice holds rows of similar length; the feeder pools rows across slices and cuts each pass from
+        the longest."""
+        chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        if text_pairs is not None:
+            chars += np.fromiter(map(len, text_pairs), dtype=np.int64, count=len(texts))
+        # int16 keys sort by radix, 6x faster than int64 (0.4 vs 2.8 ms for 67k texts); texts of 32,767
+        # characters and more are truncated alike, so their order among themselves does not matter
+        order = np.argsort(-np.minimum(chars, 32767).astype(np.int16), kind="stable")
+        return tokenize_pool.plan_slices(order, chars[order], self.tokenize_chunk, self.tokenize_chunk_chars,
+                                         ramp=self._slice_ramp)
 
     def _prepared_in_threads(self, texts: list[str], text_pairs: list[str] | None, slices: list[np.ndarray],
                              before_wait=None):

@@ -2,12 +2,11 @@
 
 A call is tokenised in slices ordered by character length, but character length predicts token length
 loosely for short texts: the rows of one slice span many token lengths. Batches cut within each slice (and
-stacked up to a forward pass) were 41% padding on the 67,349 SST-2 train texts, against 14% for batches
-planned over the whole input, and a GPU's work grows with padded tokens. So rows are pooled across
-slices and each pass takes the pool's longest rows: with ``HOLD_BUDGETS`` = 3 passes' worth pooled, a replay
-of that call with a GPU's defaults and a device always busy gives 16.4% padding (a pool of 2 passes 17.7%,
-of 1 33.5%, in a simpler replay); on an H200 end to end 20%, as the first passes go to an idle device
-from a small pool.
+stacked up to a forward pass) were 41.7% padding on the 67,349 SST-2 train texts, against 14.2% for batches
+planned over the whole input, and a GPU's work grows with padded tokens. So rows are pooled across slices
+and each pass takes the pool's longest rows: with ``HOLD_BUDGETS`` = 3 passes' worth pooled, 16.4% (a pool
+of 2: 25.8%, of 1: 38.1%; benchmarks/inference/padding_replay.py, a GPU's defaults, a device always busy).
+On an H200 end to end it was 20%, as the first passes go to an idle device from a small pool.
 """
 from __future__ import annotations
 

@@ -107,7 +107,6 @@ class TorchBackend:
                 and getattr(config, "_attn_implementation", None) in ("sdpa", attention_kernels.NAME))
 
     def submit(self, encoded: dict[str, np.ndarray]):
-
         inputs = self._to_device(encoded)
         if self.prebuilt_mask:
             # (batch, 1, 1, keys), True = attend: broadcast over heads and queries by SDPA.

@@ -71,7 +71,7 @@ class SynonymHull:
             raise RuntimeError("setup(context) must run before training (train() calls it).")
         device = input_ids.device
         if device not in self._tensors:
-            # checked on the first batch only: reading the ids back waits for the GPU, at every step
+            # checked on the first batch only: reading the ids back would wait for the GPU at every step
             if int(input_ids.max()) >= len(self._table.ids):
                 raise ParameterError(f"Token id {int(input_ids.max())} is outside the synonym table "
                                      f"({len(self._table.ids)} rows): the tokenizer given to setup is not the "
