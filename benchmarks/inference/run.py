@@ -171,7 +171,7 @@ def run_gpu(args) -> list[dict]:
             continue
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
                               args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
-                              args.chunk_chars_sweep, args.timeline)
+                              args.chunk_chars_sweep, args.timeline, args.sweep_engine)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -181,7 +181,7 @@ def run_gpu(args) -> list[dict]:
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
                   dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
-                  chunk_sweep=(), chunk_chars_sweep=(), timeline=None) -> list[dict]:
+                  chunk_sweep=(), chunk_chars_sweep=(), timeline=None, sweep_engine="textarmor") -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -234,7 +234,7 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         rows[-1]["tokenize_chunk_chars"] = clf.tokenize_chunk_chars
         default_workers = rows[-1]["tokenize_workers"] = clf.tokenize_workers
         rows[-1]["tokenize_processes"] = clf._processes_for(slices)  # what the default ("auto") chose
-        sweeping = engine == "textarmor"  # the other engines get their default and model-only rows
+        sweeping = engine == sweep_engine  # the other engines get their default and model-only rows
         if timeline and not engine.endswith("-sdpa"):
             write_timeline(timeline, clf, texts, {"device": device, "dataset": name, "engine": engine})
         # how the feeding thread fares against more tokeniser threads
@@ -481,6 +481,8 @@ def main() -> None:
                      help="also time textarmor with slices capped at these numbers of characters")
     gpu.add_argument("--timeline", default=None, metavar="FILE",
                      help="append a timeline of two calls per textarmor engine (device busy/idle, slice waits)")
+    gpu.add_argument("--sweep-engine", default="textarmor",
+                     help="the engine the --*-sweep options apply to (textarmor, textarmor-packed, ...)")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
     host = sub.add_parser("host", help="tokenisation and padding only: threads against worker processes")

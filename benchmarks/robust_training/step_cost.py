@@ -6,6 +6,7 @@ loading, no evaluation. A quick stand-in for
     PYTHONPATH=src python benchmarks/robust_training/step_cost.py --steps 6 --batch-size 16 --max-length 48
     PYTHONPATH=src python benchmarks/robust_training/step_cost.py --device cuda --grid GRID.json --steps 40 \
         --batch-size 64 --max-length 64       # a GPU, bf16 autocast as the Trainer uses; configs from a grid file
+    ... --profile 5    # then 5 more steps of each config under torch.profiler: where a step's time goes
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=48)
     parser.add_argument("--device-name", default=f"{platform.machine()} CPU, 2 cores (shared)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="after the timing, profile this many more steps of each config (operators by CPU and "
+                        "by GPU time, printed)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/robust_training_step_cost.json"))
     args = parser.parse_args()
 
@@ -67,20 +71,28 @@ def main() -> None:
         objective = make_objective(method, **options)
         objective.setup(TrainingContext(model=model, tokenizer=tokenizer, label_names=labels, seed=0))
         runs[config["name"]] = (config, model, objective, torch.optim.AdamW(model.parameters(), lr=1e-5), [])
+
+    def train_step(model, objective, optimizer, batch) -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        with autocast():
+            loss, _ = objective.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
     for step in range(args.steps + 1):
         for _, model, objective, optimizer, seconds in runs.values():
-            if cuda:
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            with autocast():
-                loss, _ = objective.loss(model, batches[step % len(batches)])
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            if cuda:
-                torch.cuda.synchronize()
+            elapsed = train_step(model, objective, optimizer, batches[step % len(batches)])
             if step:  # the first step warms up allocations
-                seconds.append(time.perf_counter() - started)
+                seconds.append(elapsed)
+    for name, (_, model, objective, optimizer, _) in runs.items() if args.profile else ():
+        print_profile(name, args.profile, cuda,
+                      lambda i, m=model, o=objective, opt=optimizer: train_step(m, o, opt, batches[i % len(batches)]))
     results = [{"backbone": args.model, "name": name, "method": config["method"], "options": config.get("options", {}),
                 "seconds_per_step": round(statistics.median(seconds), 5), "device": args.device_name,
                 "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps}
@@ -93,6 +105,24 @@ def main() -> None:
     for row in results:
         print(f"{row['name']:<28} {row['seconds_per_step']:.5f} s/step  x{row['step_time_ratio']}")
     print(f"wrote {args.out}")
+
+
+def print_profile(name: str, steps: int, cuda: bool, step_fn) -> None:
+    """Operators of ``steps`` training steps by self CPU time and by GPU time, and how much of the wall time
+    the GPU was busy: a step whose GPU time is a small share of its wall time is bound by the host."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        wall = sum(step_fn(i) for i in range(steps))
+    events = prof.key_averages()
+    gpu_us = sum(e.self_device_time_total for e in events) if cuda else 0.0
+    cpu_ops = sum(e.count for e in events if e.device_type.name == "CPU")
+    print(f"== {name}: {steps} steps, wall {wall / steps * 1e3:.2f} ms/step, GPU busy "
+          f"{gpu_us / steps / 1e3:.2f} ms/step, {cpu_ops / steps:.0f} CPU ops/step", flush=True)
+    print(events.table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
+    if cuda:
+        print(events.table(sort_by="self_device_time_total", row_limit=15), flush=True)
 
 
 if __name__ == "__main__":
