@@ -258,6 +258,23 @@ def test_ascc_weights_are_convex_over_valid_synonyms_and_raise_the_loss(tiny_bas
     assert adv_loss > clean_loss
 
 
+def test_the_adversarys_adam_steps_follow_torch_adam():
+    from textarmor.training.ascc import adam_step
+
+    torch.manual_seed(0)
+    target = torch.randn(4, 6)
+    reference = torch.randn(4, 6, requires_grad=True)
+    optimizer = torch.optim.Adam([reference], lr=0.5)
+    param, moments = reference.detach().clone(), None
+    for step in range(1, 5):  # the gradient depends on where the parameter has moved
+        grad = 2 * (param - target) * torch.arange(1.0, 7.0)
+        reference.grad = 2 * (reference.detach() - target) * torch.arange(1.0, 7.0)
+        optimizer.step()
+        param, moments = adam_step(param, grad, moments, step, lr=0.5)
+        assert torch.allclose(param, reference.detach(), atol=1e-6), step
+    assert not torch.allclose(param, target)  # a real trajectory, not a fixed point
+
+
 @needs_wordnet
 def test_wordnet_synonym_table_of_a_real_vocabulary(tmp_path, monkeypatch):
     from textarmor.models import load_tokenizer, resolve_model_path

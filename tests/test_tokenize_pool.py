@@ -140,8 +140,10 @@ def test_auto_uses_threads_on_cpu_and_processes_only_where_they_pay(pair, monkey
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert auto._processes_for(100) == 0  # a CPU backend
     monkeypatch.setattr(auto.backend, "device", "cuda:0")
-    assert auto._processes_for(100) == 8
+    assert auto._processes_for(100) == 12  # the feeding thread and the host keep four cores
     assert auto._processes_for(4) == 0  # too few slices to pay for the workers
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert auto._processes_for(100) == 6
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     assert auto._processes_for(100) == 0
     monkeypatch.setattr(os, "cpu_count", lambda: 16)

@@ -212,17 +212,17 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     short = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
     clf = None
     # `-sdpa`: PyTorch's fused attention kernels on every row, without the short-row Triton kernel
-    # `-packed`: passes of rows that fit the short-row kernel go packed, without padding
+    # the default packs passes of rows that fit the short-row kernel (no padding); `-padded` pads every pass
     engines = ([("textarmor-sdpa", False)] if triton_available() else []) + [("textarmor", False)] + (
-        [("textarmor-packed", False)] if triton_available() else [])
+        [("textarmor-padded", False)] if triton_available() else [])
     for engine, compiled in engines + ([("textarmor-compiled", True)] if compile else []):
         if clf is not None:
             clf.close()
         backend = None
         if engine.endswith("-sdpa"):
             backend = TorchBackend(bf16, device="cuda", dtype=dtype, short_attention=False)
-        elif engine.endswith("-packed"):
-            backend = TorchBackend(bf16, device="cuda", dtype=dtype, packed=True)
+        elif engine.endswith("-padded"):
+            backend = TorchBackend(bf16, device="cuda", dtype=dtype, packed=False)
         clf = Classifier(bf16, tokenizer, device="cuda", dtype=dtype, compile=compiled, backend=backend)
         slices = -(-len(texts) // clf.tokenize_chunk)
         started = time.perf_counter()
@@ -268,7 +268,7 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
         # Feeder (the call's own forward passes), so the two show what slicing costs the GPU.
         encoded = clf._tokenize(texts, None, np.arange(len(texts)))
         padded = [clf._pad(encoded, batch) for batch in clf.plan_batches(encoded["lengths"].tolist())]
-        if not engine.endswith("-packed"):  # padded batches: the same row as the default engine's
+        if not clf.backend.packs_up_to:  # padded batches over the whole set (packed passes: the sliced row)
             add(f"{engine}-model-only", short,
                 lambda c=clf, b=padded: c.backend.collect([c.backend.submit(p) for p in b]))
         sliced = [(part, clf._tokenize(texts, None, part)) for part in clf._plan_slices(texts, None)]
@@ -423,17 +423,19 @@ def parity(args) -> list[dict]:
     from textarmor.backends.short_attention import triton_available
     from textarmor.backends.torch_backend import TorchBackend
 
+    # (dtype, compiled, padded): the defaults pack passes where the short-row kernel runs
     variants = [("bfloat16", False, False), ("float16", False, False)] + (
         [("float16", False, True)] if triton_available() else []) + ([("float16", True, False)] if args.compile else [])
-    for dtype, compiled, packed in variants:
+    for dtype, compiled, padded in variants:
         clf = Classifier.from_pretrained(args.parity_model, device="cuda", dtype=dtype, compile=compiled)
-        if packed:
-            clf.backend = TorchBackend(clf.backend.model, device="cuda", dtype=dtype, packed=True)
+        if padded:
+            clf.backend = TorchBackend(clf.backend.model, device="cuda", dtype=dtype, packed=False)
         fast = clf.predict_proba(texts)
         accuracy = {tag: round(float(np.mean([names[int(p[i].argmax())] == labels[texts[i]]
                                               for i in range(len(dev))])), 4)
                     for tag, p in (("fp32", ref), (dtype, fast))} if dev else {}
-        engine = f"parity-{dtype}{'-compiled' if compiled else ''}{'-packed' if packed else ''}-vs-fp32"
+        packed = bool(clf.backend.packs_up_to)
+        engine = f"parity-{dtype}{'-compiled' if compiled else ''}{'-packed' if packed else '-padded'}-vs-fp32"
         rows.append({"device": torch_device_name(), "engine": engine,
                      "dataset": "sst2-dev+train20k", "n": len(texts),
                      "max_abs_prob_diff": round(float(np.abs(ref - fast).max()), 5),
@@ -482,7 +484,7 @@ def main() -> None:
     gpu.add_argument("--timeline", default=None, metavar="FILE",
                      help="append a timeline of two calls per textarmor engine (device busy/idle, slice waits)")
     gpu.add_argument("--sweep-engine", default="textarmor",
-                     help="the engine the --*-sweep options apply to (textarmor, textarmor-packed, ...)")
+                     help="the engine the --*-sweep options apply to (textarmor, textarmor-padded, ...)")
     gpu.add_argument("--no-baselines", dest="baselines", action="store_false",
                      help="time textarmor only (the baselines' rows in the results file stay)")
     host = sub.add_parser("host", help="tokenisation and padding only: threads against worker processes")

@@ -92,9 +92,9 @@ class SynonymHull:
         try:
             with no_sync(model):
                 phi = (torch.randn(ok.shape, device=ok.device) * self.init_std).requires_grad_()
-                optimizer = torch.optim.Adam([phi], lr=self.lr)
+                moments = None
                 multi = ok[..., 1:].any(-1)  # tokens that have a choice
-                for _ in range(self.steps):
+                for step in range(1, self.steps + 1):
                     log_w = F.log_softmax(phi.masked_fill(~ok, torch.finfo(phi.dtype).min), dim=-1)
                     w = log_w.exp()
                     logits = data.forward(model, (w.unsqueeze(-1).to(synonyms.dtype) * synonyms).sum(-2)).logits
@@ -102,10 +102,10 @@ class SynonymHull:
                     # over tokens with a choice (0 without any), without a boolean index's GPU->CPU sync
                     mean_entropy = (entropy * multi).sum() / multi.sum().clamp(min=1)
                     gain = data.mean(loss_fn(logits)) - self.sparsity * mean_entropy
-                    optimizer.zero_grad(set_to_none=True)
-                    (phi.grad,) = torch.autograd.grad(-gain, phi)
-                    optimizer.step()
-                return F.softmax(phi.detach().masked_fill(~ok, torch.finfo(phi.dtype).min), dim=-1)
+                    (grad,) = torch.autograd.grad(-gain, phi)
+                    phi, moments = adam_step(phi.detach(), grad, moments, step, self.lr)
+                    phi.requires_grad_(step < self.steps)
+                return F.softmax(phi.masked_fill(~ok, torch.finfo(phi.dtype).min), dim=-1)
         finally:
             model.train(was_training)
 
@@ -117,6 +117,21 @@ class SynonymHull:
         weights = self.search(model, data, embedding(candidates).detach(), ok, loss_fn, no_sync)
         synonyms = embedding(candidates)
         return (weights.unsqueeze(-1).to(synonyms.dtype) * synonyms).sum(-2)
+
+
+def adam_step(param: torch.Tensor, grad: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor] | None, step: int,
+              lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    """One step of ``torch.optim.Adam`` (no weight decay, no amsgrad) as plain tensor ops: ``(new param,
+    (first, second moment))``, ``step`` counted from 1. The adversary's weights live for one training step, so
+    an optimizer object per step was pure host overhead, which is what bounds a small encoder's step on a GPU."""
+    beta1, beta2 = betas
+    if moments is None:
+        first, second = grad * (1 - beta1), grad * grad * (1 - beta2)
+    else:
+        first = moments[0] * beta1 + grad * (1 - beta1)
+        second = moments[1] * beta2 + grad * grad * (1 - beta2)
+    denominator = (second / (1 - beta2 ** step)).sqrt() + eps
+    return param - (lr / (1 - beta1 ** step)) * first / denominator, (first, second)
 
 
 @register
