@@ -60,13 +60,23 @@ def test_full_epochs_alone_replace_the_estimate_and_decide_the_target(summarize)
                       epoch_seconds=[50.0, 30.0]),
              grid_row("ascc-k1+augment", "ascc+augment", 0.885, 25.0, 90.0, device="NVIDIA H200, alone",
                       epoch_seconds=[70.0, 80.0])]
-    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, {}, STEP_COST, alone)
+    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, {}, STEP_COST, [alone])
     assert rows[0]["epoch_time_ratio"] == 1.0
     # the mean epoch (75 s) over standard's faster epoch (30 s), and over its mean (40 s)
     assert rows[1]["epoch_time_ratio"] == pytest.approx(2.5)
     assert rows[1]["epoch_time_ratio_vs_standard_mean"] == pytest.approx(1.88, abs=0.01)
     assert rows[1]["epoch_time_basis"] == "full epochs alone on NVIDIA H200, alone"
     assert rows[1]["meets_target"] is True  # 2.17x pwws, -0.5 clean, 2.5x: on the bound
+    # a later file with both configs wins; one without standard is passed over
+    later = [grid_row("standard", "standard", 0.89, 12.0, 25.0, device="NVIDIA H200, alone",
+                      epoch_seconds=[24.0, 26.0]),
+             grid_row("ascc-k1+augment", "ascc+augment", 0.885, 25.0, 70.0, device="NVIDIA H200, alone",
+                      epoch_seconds=[66.0, 78.0])]
+    orphan = [grid_row("ascc-k1+augment", "ascc+augment", 0.885, 25.0, 10.0, epoch_seconds=[9.0, 9.0])]
+    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, {}, STEP_COST,
+                                 [alone, later, orphan])
+    assert rows[1]["epoch_time_ratio"] == pytest.approx(3.0)  # 72 s over 24 s
+    assert rows[1]["meets_target"] is False
 
 
 def test_shared_gpu_ratio_where_the_step_cost_does_not_apply(summarize):

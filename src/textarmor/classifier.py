@@ -114,7 +114,8 @@ class Classifier:
         tokenizer's output into arrays no longer holds the GIL of the thread that feeds the GPU; this
         process pools their rows into forward passes and copies those to the device. ``0``: threads. ``None`` or
         ``"auto"`` (default): processes only where they pay, i.e. a CUDA backend, a fast tokenizer, at least
-        8 CPU cores and a call of more than 4 slices (then ``min(8, cores - 2)`` processes); threads
+        8 CPU cores and a call of more than 4 slices (then ``min(12, max(cores - 4, 3 * cores // 4))``
+        processes: 12 on 16 cores, 6 on 8); threads
         otherwise. Slow (Python) tokenizers always use threads. The pool starts on first use, serves later
         calls and stops on :meth:`close`
         (or when the classifier is collected, or at exit). Workers are spawned, so a script must keep its
@@ -376,10 +377,9 @@ class Classifier:
         on_cuda = str(getattr(self.backend, "device", "cpu")).startswith("cuda")
         # Below 8 cores the workers compete with the feeding thread for the CPU; a call of a few slices
         # would finish before the workers have started.
-        # On a 16-core H200 host 8 and 12 processes fed the GPU equally (86.6k/88.0k vs 86.5k/86.9k short
-        # texts/s, alternated in one run), 4 did not (74.0k): past 8 the limit is not the tokenisers.
-        # 12 beat 8 again in two later runs (packed passes: 0.528-0.558 s against 0.593 s a call; padded:
-        # 103.5k against 93.0k texts/s), and 16 lost to 12: the feeding thread needs a core.
+        # On a 16-core H200 host 4 processes starved the GPU (74.0k short texts/s against 86.6k with 8); once
+        # the GPU's passes got faster, 12 beat 8 in every alternation of three runs (by 6-12%) and 16 lost to
+        # 12: the feeding thread and the host need their cores (inference.json, runs 7-9).
         if on_cuda and cores >= 8 and num_slices > 4 and tokenize_pool.main_module_is_importable():
             return min(12, max(cores - 4, cores * 3 // 4))
         return 0
