@@ -352,7 +352,8 @@ def run_host(args) -> list[dict]:
     backend = HostOnlyBackend(2, args.feed_ms)
     # The GPU's defaults (Classifier picks smaller ones for a CPU backend).
     clf = Classifier(None, tokenizer, backend=backend, model_config=config, tokenize_chunk=args.chunk,
-                     max_tokens_per_batch=131072, max_batch_size=8192)
+                     max_tokens_per_batch=131072, max_batch_size=8192, tokenize_chunk_chars=100_000)
+    clf._slice_ramp = 3  # the GPU's smaller first slices
     lengths = clf._tokenize(texts, None, np.arange(len(texts)))["lengths"]
     device = cpu_name()
     print(f"{device}: {len(texts)} texts, {lengths.sum()} tokens, mean length {lengths.mean():.1f}", flush=True)
@@ -377,6 +378,9 @@ def run_host(args) -> list[dict]:
                      "tokenize_workers": workers, "tokenize_processes": processes,
                      "tokenize_chunk": clf.tokenize_chunk, "feed_ms_per_batch": args.feed_ms})
         print(rows[-1], flush=True)
+        if args.timeline:  # when the first slice reaches the model, and when the last does
+            write_timeline(args.timeline, clf, texts, {"device": device, "dataset": "sst2-train", "engine": engine},
+                           calls=args.repeats)
     clf.close()
     return rows
 
@@ -496,6 +500,8 @@ def main() -> None:
     host.add_argument("--feed-ms", type=float, default=0.0,
                       help="pure-Python work per batch in the feeding thread, standing in for kernel launches")
     host.add_argument("--repeats", type=int, default=3)
+    host.add_argument("--timeline", default=None, metavar="FILE",
+                      help="also trace --repeats calls per setting (slice arrivals, passes) into this JSON-lines file")
     parser.add_argument("--out-name", default="inference")
     args = parser.parse_args()
     rows = {"cpu": run_cpu, "gpu": run_gpu, "host": run_host}[args.mode](args)
