@@ -1,0 +1,81 @@
+"""The host work a call or a training run does before any model runs, old way against new, on SST-2 train:
+
+- reading a labelled file (``textarmor.data.load_dataset``): its columns row by row, or as whole columns;
+- checking that a call's inputs are strings (``Classifier``'s ``_as_list``): a comprehension, or one pass over
+  the set of their types;
+- gathering each slice's texts for the tokeniser workers: list comprehensions, or one object array.
+
+    PYTHONPATH=src python benchmarks/inference/input_prep.py [--repeats 5]
+
+Writes ``benchmarks/results/raw/input_prep_cpu.json`` (median seconds of each).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.common import RESULTS, SHARED_DATA, cpu_name  # noqa: E402
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sst2", default=str(SHARED_DATA / "sst2" / "train.jsonl"))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    from textarmor.classifier import _as_list
+    from textarmor.data import load_dataset, read_rows
+
+    raw = read_rows(Path(args.sst2))
+    texts = raw.to_dict()["text"]
+    parts = np.array_split(np.argsort([-len(t) for t in texts], kind="stable"), 48)
+
+    def rows_one_by_one():  # the file read, then its columns indexed row by row
+        table = read_rows(Path(args.sst2))
+        text, label = table["text"], table["label"]
+        return [(text[i], label[i]) for i in range(table.num_rows)]
+
+    def strings_by_comprehension():
+        return [i for i, v in enumerate(texts) if not isinstance(v, str)]
+
+    def gather_by_comprehension():
+        return [[texts[i] for i in part.tolist()] for part in parts]
+
+    def gather_by_object_array():
+        array = np.asarray(texts, dtype=object)
+        return [array[part].tolist() for part in parts]
+
+    pairs = {
+        "read labelled file": (rows_one_by_one, lambda: load_dataset(args.sst2)),
+        "check inputs are strings": (strings_by_comprehension, lambda: _as_list(texts, "texts")),
+        "gather 48 slices' texts": (gather_by_comprehension, gather_by_object_array),
+    }
+    rows = [{"step": step, "n": len(texts), "old_s": median_seconds(old, args.repeats),
+             "new_s": median_seconds(new, args.repeats)} for step, (old, new) in pairs.items()]
+    out = {"benchmark": "input_prep", "device": cpu_name(), "dataset": "sst2-train", "repeats": args.repeats,
+           "rows": rows}
+    target = RESULTS / "raw" / "input_prep_cpu.json"
+    target.write_text(json.dumps(out, indent=2) + "\n")
+    for row in rows:
+        print(row)
+    print(target)
+
+
+if __name__ == "__main__":
+    main()
