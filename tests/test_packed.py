@@ -83,3 +83,7 @@ def test_packing_needs_the_kernel(tiny_base):
     with pytest.raises(ParameterError, match="packed=True needs the short-row kernel"):
         TorchBackend(model, device="cpu", packed=True)
     assert TorchBackend(model, device="cpu").packs_up_to == 0
+
+
+def test_length_bucket_is_the_kernels_tile():
+    assert [packed.length_bucket(n) for n in (1, 5, 16, 17, 32, 33, 64)] == [16, 16, 16, 32, 32, 64, 64]

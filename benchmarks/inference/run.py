@@ -162,16 +162,18 @@ def run_gpu(args) -> list[dict]:
     base = AutoModelForSequenceClassification.from_config(config).eval()
     if args.parity_only:
         return parity(args)
-    sets = {"sst2-train": [r["text"] for r in read_jsonl(args.sst2)],
+    sets = {"sst2-train": lambda: [r["text"] for r in read_jsonl(args.sst2)],
             # Ten distinct copies: Classifier runs a repeated text once, which would flatter it here.
-            "imdb-x10": [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
+            "imdb-x10": lambda: [f"{k} {r['text']}" for k in range(10) for r in read_jsonl(args.imdb)]}
     rows = [{"device": device, "engine": "bf16-matmul-8192", "measured_peak_tflops": round(peak, 1)}]
-    for name, texts in sets.items():
+    for name, read in sets.items():
         if args.sets and name not in args.sets:
-            continue
+            continue  # not read either: a set left out needs no file
+        texts = read()
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
                               args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
-                              args.chunk_chars_sweep, args.timeline, args.sweep_engine)
+                              args.chunk_chars_sweep, args.timeline, args.sweep_engine, args.idle_flush_sweep,
+                              args.engines, args.worker_heads_sweep)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -181,10 +183,12 @@ def run_gpu(args) -> list[dict]:
 
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
                   dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
-                  chunk_sweep=(), chunk_chars_sweep=(), timeline=None, sweep_engine="textarmor") -> list[dict]:
+                  chunk_sweep=(), chunk_chars_sweep=(), timeline=None, sweep_engine="textarmor", idle_flush_sweep=(),
+                  only_engines=None, worker_heads_sweep=()) -> list[dict]:
     import torch
 
     from textarmor import Classifier
+    from textarmor.backends.feeder import Feeder
     from textarmor.backends.short_attention import triton_available
     from textarmor.backends.torch_backend import TorchBackend
 
@@ -216,6 +220,8 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
     engines = ([("textarmor-sdpa", False)] if triton_available() else []) + [("textarmor", False)] + (
         [("textarmor-padded", False)] if triton_available() else [])
     for engine, compiled in engines + ([("textarmor-compiled", True)] if compile else []):
+        if only_engines and engine not in only_engines:
+            continue
         if clf is not None:
             clf.close()
         backend = None
@@ -263,6 +269,26 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
             add(f"{engine}-chunkchars{cap}", short, lambda c=clf: c.predict_proba(texts))
             rows[-1]["tokenize_chunk_chars"] = cap
         clf.tokenize_chunk_chars = default_chars
+        # how full the pool must be before an idle device is sent a pass (small passes against idle gaps)
+        default_flush, traced = Feeder.IDLE_FLUSH_FRACTION, set()
+        for fraction in idle_flush_sweep if sweeping else ():
+            Feeder.IDLE_FLUSH_FRACTION = fraction
+            add(f"{engine}-idleflush{fraction:g}", short, lambda c=clf: c.predict_proba(texts))
+            rows[-1]["idle_flush_fraction"] = fraction
+            if timeline and fraction not in traced:
+                traced.add(fraction)
+                write_timeline(timeline, clf, texts, {"device": device, "dataset": name,
+                                                      "engine": f"{engine}-idleflush{fraction:g}"})
+        Feeder.IDLE_FLUSH_FRACTION = default_flush
+        # every worker's first slice small (the default) or full-sized (the code before)
+        for setting in worker_heads_sweep if sweeping else ():
+            clf._small_worker_heads = setting == "small"
+            add(f"{engine}-workerheads-{setting}", short, lambda c=clf: c.predict_proba(texts))
+            if timeline and setting not in traced:
+                traced.add(setting)
+                write_timeline(timeline, clf, texts, {"device": device, "dataset": name,
+                                                      "engine": f"{engine}-workerheads-{setting}"})
+        clf._small_worker_heads = True
         # The model's share alone, tokenised beforehand. `model-only` plans batches over the whole set (the
         # most rows per batch, the least padding); `model-only-sliced` feeds the call's slices through its
         # Feeder (the call's own forward passes), so the two show what slicing costs the GPU.
@@ -485,6 +511,13 @@ def main() -> None:
                      help="also time textarmor with these slice sizes (tokenize_chunk; default 2,048 on a GPU)")
     gpu.add_argument("--chunk-chars-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with slices capped at these numbers of characters")
+    gpu.add_argument("--idle-flush-sweep", type=float, nargs="*", default=[],
+                     help="also time textarmor with these Feeder.IDLE_FLUSH_FRACTION values (default 0.5)")
+    gpu.add_argument("--worker-heads-sweep", nargs="*", default=[], choices=["small", "full"],
+                     help="also time textarmor with each worker's first slice small (the default) or full-sized")
+    gpu.add_argument("--engines", nargs="*", default=None,
+                     help="time only these textarmor engines (textarmor, textarmor-padded, textarmor-sdpa, "
+                          "textarmor-compiled)")
     gpu.add_argument("--timeline", default=None, metavar="FILE",
                      help="append a timeline of two calls per textarmor engine (device busy/idle, slice waits)")
     gpu.add_argument("--sweep-engine", default="textarmor",

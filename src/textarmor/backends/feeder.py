@@ -21,14 +21,19 @@ class Feeder:
     The first pass goes at once, so the device starts. After that a pass leaves when the pool holds
     ``HOLD_BUDGETS`` passes' worth of rows, or when the device is idle and the pool fills
     ``IDLE_FLUSH_FRACTION`` of one (:meth:`before_wait`, called before the caller blocks on its next slice:
-    a short wait for more rows costs less than a pass of few). :meth:`flush` sends the rest, planned over
+    a short wait for more rows costs less than a pass of very few). :meth:`flush` sends the rest, planned over
     what is left. Synchronous backends (CPU, ONNX Runtime) cannot be idle while this runs and get a pass
     whenever the pool is full. A backend with ``packs_up_to`` > 0 gets passes whose rows all fit that
     length as flat rows without padding (``submit_packed``), their budget counted in real tokens.
     """
 
     HOLD_BUDGETS = 3
-    IDLE_FLUSH_FRACTION = 0.5  # of the budget (tokens or rows) that an idle device is sent without waiting
+    # Of the budget (tokens or rows) that an idle device is sent without waiting. On one H200 host (roberta-base
+    # shape, the 67,349 SST-2 train texts, 12 tokeniser processes, calls alternated) a quarter gave 40.2% and
+    # 39.6% of peak end to end, an eighth 38.2-39.7% (more, smaller passes) and a half 34.4-35.8%: a half left
+    # the device idle while the first slices trickled in (benchmarks/results/raw/inference_h200_runs.jsonl,
+    # runs 11-12; a quarter on another host, run 13: 35.5-38.0%).
+    IDLE_FLUSH_FRACTION = 0.25
 
     def __init__(self, backend, max_tokens: int, max_rows: int, pad_id: int):
         self.backend, self.max_tokens, self.max_rows, self.pad_id = backend, max_tokens, max_rows, pad_id
@@ -55,8 +60,8 @@ class Feeder:
             self._send_one()
 
     def before_wait(self) -> None:
-        """Called before blocking on the next slice: an idle device gets a pass once the pool can fill half
-        of one."""
+        """Called before blocking on the next slice: an idle device gets a pass once the pool can fill
+        ``IDLE_FLUSH_FRACTION`` of one."""
         if self._busy is None or self._busy() or not self._rows:
             return
         if max(self._tokens / self.max_tokens, self._rows / self.max_rows) >= self.IDLE_FLUSH_FRACTION:

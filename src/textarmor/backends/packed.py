@@ -34,9 +34,17 @@ def host_arrays(model_config, encoded: dict[str, np.ndarray]) -> dict[str, np.nd
             "starts": starts}
 
 
+def length_bucket(longest: int) -> int:
+    """The ``max_length`` a packed pass with this longest row is run with: the kernel's tile (a power of two,
+    at least 16), which is all the kernel takes from it. Passing the tile instead of the row keeps
+    ``torch.compile`` to one graph per tile: it specialises on the integer, and eight distinct longest rows
+    used up its recompile limit on an H200 (later passes then ran uncompiled)."""
+    return max(16, 1 << (max(1, longest) - 1).bit_length())
+
+
 def packed_logits(model, inputs: dict, max_length: int):
     """Logits (rows, labels) of the packed pass ``inputs`` (:func:`host_arrays`' keys, as device tensors);
-    ``max_length`` is its longest row."""
+    ``max_length`` bounds its longest row (:func:`length_bucket`)."""
     import torch
 
     starts = inputs["starts"].to(torch.int32)

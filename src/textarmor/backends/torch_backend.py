@@ -125,7 +125,7 @@ class TorchBackend:
         ``packs_up_to`` tokens long; returns its logits as :meth:`submit` does."""
         inputs = self._to_device(packing.host_arrays(self.model.config, encoded))
         with self._grad_mode():
-            logits = self._packed_forward(self.model, inputs, int(encoded["lengths"].max()))
+            logits = self._packed_forward(self.model, inputs, packing.length_bucket(int(encoded["lengths"].max())))
         return self._queued(logits)
 
     def _grad_mode(self):
