@@ -173,7 +173,7 @@ def run_gpu(args) -> list[dict]:
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
                               args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
                               args.chunk_chars_sweep, args.timeline, args.sweep_engine, args.idle_flush_sweep,
-                              args.engines, args.worker_heads_sweep)
+                              args.engines)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -184,7 +184,7 @@ def run_gpu(args) -> list[dict]:
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
                   dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
                   chunk_sweep=(), chunk_chars_sweep=(), timeline=None, sweep_engine="textarmor", idle_flush_sweep=(),
-                  only_engines=None, worker_heads_sweep=()) -> list[dict]:
+                  only_engines=None) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -280,15 +280,6 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
                 write_timeline(timeline, clf, texts, {"device": device, "dataset": name,
                                                       "engine": f"{engine}-idleflush{fraction:g}"})
         Feeder.IDLE_FLUSH_FRACTION = default_flush
-        # every worker's first slice small (the default) or full-sized (the code before)
-        for setting in worker_heads_sweep if sweeping else ():
-            clf._small_worker_heads = setting == "small"
-            add(f"{engine}-workerheads-{setting}", short, lambda c=clf: c.predict_proba(texts))
-            if timeline and setting not in traced:
-                traced.add(setting)
-                write_timeline(timeline, clf, texts, {"device": device, "dataset": name,
-                                                      "engine": f"{engine}-workerheads-{setting}"})
-        clf._small_worker_heads = True
         # The model's share alone, tokenised beforehand. `model-only` plans batches over the whole set (the
         # most rows per batch, the least padding); `model-only-sliced` feeds the call's slices through its
         # Feeder (the call's own forward passes), so the two show what slicing costs the GPU.
@@ -513,8 +504,6 @@ def main() -> None:
                      help="also time textarmor with slices capped at these numbers of characters")
     gpu.add_argument("--idle-flush-sweep", type=float, nargs="*", default=[],
                      help="also time textarmor with these Feeder.IDLE_FLUSH_FRACTION values (default 0.5)")
-    gpu.add_argument("--worker-heads-sweep", nargs="*", default=[], choices=["small", "full"],
-                     help="also time textarmor with each worker's first slice small (the default) or full-sized")
     gpu.add_argument("--engines", nargs="*", default=None,
                      help="time only these textarmor engines (textarmor, textarmor-padded, textarmor-sdpa, "
                           "textarmor-compiled)")

@@ -127,8 +127,6 @@ class Classifier:
         shape). Fuses the elementwise work between matmuls; the first call pays the compilation.
     """
 
-    _small_worker_heads = True  # each worker's first slice is the ramp's smallest (benchmarks turn it off to compare)
-
     def __init__(self, model, tokenizer, *, config: TextArmorConfig | None = None, device: str | None = None,
                  dtype: str | None = None, max_tokens_per_batch: int | None = None,
                  max_batch_size: int | None = None, max_length: int | None = None, cache_size: int = 0,
@@ -287,14 +285,8 @@ class Classifier:
         self.num_queries += len(texts)
         # Workers tokenise the next slices (threads: the Rust tokenizer releases the GIL; or processes) while
         # this thread feeds the model, so on a GPU the two overlap.
-        order, chars = self._slice_order(texts, text_pairs)
-        slices = self._cut_slices(order, chars)
+        slices = self._plan_slices(texts, text_pairs)
         processes = self._processes_for(len(slices))
-        if processes and self._slice_ramp and self._small_worker_heads:
-            # Every worker's first slice as small as the first: a full slice of the longest texts took a worker
-            # about 60 ms, and the device sat idle after its first pass until those came back (H200 timelines,
-            # benchmarks/results/raw/inference_h200_timeline.jsonl, runs 9-13).
-            slices = self._cut_slices(order, chars, head=processes)
         feeder = Feeder(self.backend, self.max_tokens_per_batch, self.max_batch_size, self._pad_id)
         if len(slices) == 1:
             prepared = iter([(slices[0], self._tokenize(texts, text_pairs, slices[0]))])
@@ -314,26 +306,18 @@ class Classifier:
             out[indices] = logits
         return out
 
-    def _plan_slices(self, texts: list[str], text_pairs: list[str] | None, head: int = 0) -> list[np.ndarray]:
+    def _plan_slices(self, texts: list[str], text_pairs: list[str] | None) -> list[np.ndarray]:
         """The slices a call tokenises, as input indices, longest texts first. Ordered by character length,
         each slice holds rows of similar length; the feeder pools rows across slices and cuts each pass from
         the longest."""
-        return self._cut_slices(*self._slice_order(texts, text_pairs), head=head)
-
-    @staticmethod
-    def _slice_order(texts: list[str], text_pairs: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
-        """Input indices longest first, and their character lengths in that order."""
         chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         if text_pairs is not None:
             chars += np.fromiter(map(len, text_pairs), dtype=np.int64, count=len(texts))
         # int16 keys sort by radix, 6x faster than int64 (0.4 vs 2.8 ms for 67k texts); texts of 32,767
         # characters and more are truncated alike, so their order among themselves does not matter
         order = np.argsort(-np.minimum(chars, 32767).astype(np.int16), kind="stable")
-        return order, chars[order]
-
-    def _cut_slices(self, order: np.ndarray, chars: np.ndarray, head: int = 0) -> list[np.ndarray]:
-        return tokenize_pool.plan_slices(order, chars, self.tokenize_chunk, self.tokenize_chunk_chars,
-                                         ramp=self._slice_ramp, head=head)
+        return tokenize_pool.plan_slices(order, chars[order], self.tokenize_chunk, self.tokenize_chunk_chars,
+                                         ramp=self._slice_ramp)
 
     def _prepared_in_threads(self, texts: list[str], text_pairs: list[str] | None, slices: list[np.ndarray],
                              before_wait=None):

@@ -35,17 +35,15 @@ _worker_token_types = False
 
 
 def plan_slices(order: np.ndarray, chars: np.ndarray, max_texts: int, max_chars: int | None = None,
-                ramp: int = 0, head: int = 0) -> list[np.ndarray]:
+                ramp: int = 0) -> list[np.ndarray]:
     """Cut ``order`` (input indices, longest first; ``chars`` their lengths in that order) into consecutive
     slices of at most ``max_texts`` texts and, with ``max_chars``, at most that many characters (always at
     least one text). With ``ramp`` = r, the first r slices are 2^-r, ..., 1/2 of those limits, so the first
-    batch reaches the model after a fraction of a full slice's tokenisation; later slices still overlap it.
-    ``head`` more slices of the smallest size go before the ramp's larger ones (one per worker process, so
-    every worker's first result comes back as soon as the first slice's would)."""
+    batch reaches the model after a fraction of a full slice's tokenisation; later slices still overlap it."""
     ends = np.cumsum(chars)
     slices, start = [], 0
     while start < len(order):
-        shrink = 1 << max(0, ramp - max(0, len(slices) - head)) if ramp else 1
+        shrink = 1 << max(0, ramp - len(slices))
         stop = start + max(1, max_texts // shrink)
         if max_chars:
             before = ends[start - 1] if start else 0
