@@ -60,7 +60,7 @@ def test_full_epochs_alone_replace_the_estimate_and_decide_the_target(summarize)
                       epoch_seconds=[50.0, 30.0]),
              grid_row("ascc-k1+augment", "ascc+augment", 0.885, 25.0, 90.0, device="NVIDIA H200, alone",
                       epoch_seconds=[70.0, 80.0])]
-    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, {}, STEP_COST, [alone])
+    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, {}, STEP_COST, [("a1", alone)])
     assert rows[0]["epoch_time_ratio"] == 1.0
     # the mean epoch (75 s) over standard's faster epoch (30 s), and over its mean (40 s)
     assert rows[1]["epoch_time_ratio"] == pytest.approx(2.5)
@@ -73,10 +73,21 @@ def test_full_epochs_alone_replace_the_estimate_and_decide_the_target(summarize)
              grid_row("ascc-k1+augment", "ascc+augment", 0.885, 25.0, 70.0, device="NVIDIA H200, alone",
                       epoch_seconds=[66.0, 78.0])]
     orphan = [grid_row("ascc-k1+augment", "ascc+augment", 0.885, 25.0, 10.0, epoch_seconds=[9.0, 9.0])]
-    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, {}, STEP_COST,
-                                 [alone, later, orphan])
+    checked = {"minilm-l6/ascc-k1+augment@a2": {"deepwordbug": 20.0, "pwws": 24.0},
+               "minilm-l6/standard@a2": {"deepwordbug": 18.0, "pwws": 11.0}}
+    rows = summarize.result_rows([standard, augmented], [standard, augmented], {}, checked, STEP_COST,
+                                 [("a1", alone), ("a2", later), ("a3", orphan)])
     assert rows[1]["epoch_time_ratio"] == pytest.approx(3.0)  # 72 s over 24 s
     assert rows[1]["meets_target"] is False
+    # every alone run of the config is kept, each with its own models' TextAttack numbers where measured
+    runs = rows[1]["alone_runs"]
+    assert [run["run"] for run in runs] == ["a1", "a2"] and [run["meets_target"] for run in runs] == [True, False]
+    assert runs[0]["textattack_acc_under"] is None
+    assert runs[1]["textattack_acc_under"]["pwws"] == 24.0 and runs[1]["standard_textattack_acc_under"]["pwws"] == 11.0
+    assert rows[1]["textattack_acc_under"]["pwws"] == 24.0 and "a2" in rows[1]["textattack_acc_under"]["model"]
+    assert rows[0]["textattack_acc_under"]["pwws"] == 11.0  # standard's own alone run, a2
+    table = summarize.markdown(rows)
+    assert "| a2 |" in table and "24.0% (11.0%)" in table
 
 
 def test_shared_gpu_ratio_where_the_step_cost_does_not_apply(summarize):

@@ -78,31 +78,42 @@ def epoch_time(row: dict, standard: dict, step_cost: dict) -> dict:
             "epoch_time_basis": f"step cost alone on {step['device']} + attack rounds"}
 
 
-def epoch_time_alone(row: dict, alone: list[list[dict]]) -> dict | None:
-    """The epoch-time fields from full epochs measured alone (``--alone``: one list of rows per file, the last
-    file holding the config and ``standard`` wins), or ``None`` without them."""
-    for rows in reversed(alone):
+def epoch_time_alone(row: dict, alone: list[tuple[str, list[dict]]], textattack: dict | None = None) -> dict | None:
+    """The epoch-time fields from full epochs measured alone (``--alone``: ``(label, rows)`` per file; the last
+    file holding the config and ``standard`` sets the ratio), or ``None`` without them. ``alone_runs`` lists
+    every such run, each with its own models' accuracies (and TextAttack's, keyed ``backbone/name@label``)."""
+    runs = []
+    for label, rows in alone:
         found = {r["name"]: r for r in rows if r["backbone"] == row["backbone"] and r.get("epoch_seconds")}
         if row["name"] in found and "standard" in found:
-            break
-    else:
+            runs.append(alone_run(row, label, found[row["name"]], found["standard"], textattack or {}))
+    if not runs:
         return None
-    mine, base = found[row["name"]], found["standard"]
+    last = runs[-1]
+    return {"epoch_time_ratio": last["epoch_time_ratio"],
+            "epoch_time_ratio_vs_standard_mean": last["epoch_time_ratio_vs_standard_mean"],
+            "epoch_seconds_alone": last["epoch_seconds"],
+            "standard_epoch_seconds_alone": last["standard_epoch_seconds"],
+            "epoch_time_basis": f"full epochs alone on {last['device']}", "alone_run": last, "alone_runs": runs}
+
+
+def alone_run(row: dict, label: str, mine: dict, base: dict, textattack: dict) -> dict:
     epochs, standard = mine["epoch_seconds"], base["epoch_seconds"]
     mean = sum(epochs) / len(epochs)
     ratio = 1.0 if row["name"] == "standard" else round(mean / min(standard), 2)
     pwws_ratio = mine["dev_acc_under"]["pwws"] / base["dev_acc_under"]["pwws"]
     clean_change = (mine["dev_clean_acc"] - base["dev_clean_acc"]) * 100
-    return {"epoch_time_ratio": ratio,
+    checked = {name: textattack.get(f"{row['backbone']}/{name}@{label}") for name in (row["name"], "standard")}
+    return {"run": label, "device": mine["device"], "epoch_seconds": epochs, "standard_epoch_seconds": standard,
+            "epoch_time_ratio": ratio,
             "epoch_time_ratio_vs_standard_mean": round(mean / (sum(standard) / len(standard)), 2),
-            "epoch_seconds_alone": epochs, "standard_epoch_seconds_alone": standard,
-            "epoch_time_basis": f"full epochs alone on {mine['device']}",
-            "alone_run": {"clean_acc": mine["dev_clean_acc"], "pwws": mine["dev_acc_under"]["pwws"],
-                          "standard_clean_acc": base["dev_clean_acc"], "standard_pwws": base["dev_acc_under"]["pwws"],
-                          "pwws_vs_standard": round(pwws_ratio, 2), "clean_change_points": round(clean_change, 2),
-                          "ece": mine["dev_ece"], "selection_clean_acc": mine["selection_clean_acc"],
-                          "selection_acc_under": mine["selection_acc_under"], "meets_target": None
-                          if row["name"] == "standard" else meets_target(pwws_ratio, clean_change, ratio)}}
+            "clean_acc": mine["dev_clean_acc"], "pwws": mine["dev_acc_under"]["pwws"],
+            "standard_clean_acc": base["dev_clean_acc"], "standard_pwws": base["dev_acc_under"]["pwws"],
+            "pwws_vs_standard": round(pwws_ratio, 2), "clean_change_points": round(clean_change, 2),
+            "ece": mine["dev_ece"], "selection_clean_acc": mine["selection_clean_acc"],
+            "selection_acc_under": mine["selection_acc_under"],
+            "textattack_acc_under": checked[row["name"]], "standard_textattack_acc_under": checked["standard"],
+            "meets_target": None if row["name"] == "standard" else meets_target(pwws_ratio, clean_change, ratio)}
 
 
 def meets_target(pwws_ratio: float, clean_change_points: float, epoch_time_ratio: float) -> bool:
@@ -111,13 +122,13 @@ def meets_target(pwws_ratio: float, clean_change_points: float, epoch_time_ratio
 
 
 def result_rows(rows: list[dict], every: list[dict], best: dict[str, str], textattack: dict,
-                step_cost: dict | None = None, alone: list[list[dict]] | None = None) -> list[dict]:
+                step_cost: dict | None = None, alone: list[tuple[str, list[dict]]] | None = None) -> list[dict]:
     out = []
     for row in rows:
         standard = next(r for r in every if r["backbone"] == row["backbone"] and r["name"] == "standard"
                         and r["run"] == row["run"])
         timing = epoch_time(row, standard, step_cost or {})
-        timing.update(epoch_time_alone(row, alone or []) or {})
+        timing.update(epoch_time_alone(row, alone or [], textattack) or {})
         estimated = timing["epoch_time_basis"].startswith("step cost")
         pwws_ratio = row["dev_acc_under"]["pwws"] / standard["dev_acc_under"]["pwws"]
         clean_change = (row["dev_clean_acc"] - standard["dev_clean_acc"]) * 100
@@ -126,8 +137,7 @@ def result_rows(rows: list[dict], every: list[dict], best: dict[str, str], texta
             "hyperparameters": row["hyperparameters"], "clean_acc": row["dev_clean_acc"],
             "acc_under": {recipe: row["dev_acc_under"].get(recipe) for recipe in RECIPES},
             "attack_n": row["dev_attack_n"],
-            "textattack_acc_under": textattack.get(f"{row['backbone']}/{row['name']}",
-                                                   {"deepwordbug": None, "pwws": None}),
+            "textattack_acc_under": grid_or_alone_textattack(row, textattack, timing.get("alone_run")),
             "ece": row["dev_ece"],
             "seconds_per_epoch": row["seconds_per_epoch"], **timing,
             "pwws_vs_standard": round(pwws_ratio, 2), "clean_change_points": round(clean_change, 2),
@@ -139,6 +149,14 @@ def result_rows(rows: list[dict], every: list[dict], best: dict[str, str], texta
             "learning_rate": row["learning_rate"], "max_length": row["max_length"],
         })
     return out
+
+
+def grid_or_alone_textattack(row: dict, textattack: dict, alone: dict | None) -> dict:
+    """TextAttack's numbers for the grid's model, else for the latest alone run's model (marked as such)."""
+    checked = textattack.get(f"{row['backbone']}/{row['name']}")
+    if checked is None and alone and alone.get("textattack_acc_under"):
+        checked = {**alone["textattack_acc_under"], "model": f"the {alone['run']} run's, not the grid's"}
+    return checked or {"deepwordbug": None, "pwws": None}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -157,20 +175,22 @@ def markdown(rows: list[dict]) -> str:
             f"{row['selection']['clean_acc'] * 100:.2f}% | {row['selection']['acc_under']['pwws']:.2f}% | "
             f"{row['pwws_vs_standard']:.2f}× | {row['seconds_per_epoch']:.0f} | {row['epoch_time_ratio']:.2f}×"
             f"{BASIS_MARK[row['epoch_time_basis'].split(' ')[0]]} |")
-    alone = [row for row in rows if "alone_run" in row]
+    alone = [(row, run) for row in rows for run in row.get("alone_runs", [])]
     if alone:
-        lines += ["", "Full epochs alone (each config's own run, dev; `pwws × standard` against that run's standard):",
-                  "", "| backbone | config | epoch seconds | standard's | epoch time vs standard | dev clean | "
-                  "dev pwws | pwws × standard | clean change | meets target |",
-                  "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
-    for row in alone:
-        run = row["alone_run"]
-        seconds, standard = (", ".join(f"{s:.1f}" for s in row[key])
-                             for key in ("epoch_seconds_alone", "standard_epoch_seconds_alone"))
+        lines += ["", "Full epochs alone (each config's own run, dev; `pwws × standard` against that run's standard; "
+                  "TextAttack: `pwws` on the first 200 dev sentences, that run's model and its standard's):",
+                  "", "| backbone | config | run | epoch seconds | standard's | epoch time vs standard | dev clean | "
+                  "dev pwws | pwws × standard | clean change | TextAttack pwws (standard) | meets target |",
+                  "|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for row, run in alone:
+        seconds, standard = (", ".join(f"{s:.1f}" for s in run[key])
+                             for key in ("epoch_seconds", "standard_epoch_seconds"))
         verdict = {True: "yes", False: "no", None: "–"}[run["meets_target"]]
-        lines.append(f"| {row['backbone']} | {row['config']} | {seconds} | {standard} | "
-                     f"{row['epoch_time_ratio']:.2f}× | {run['clean_acc'] * 100:.2f}% | {run['pwws']:.2f}% | "
-                     f"{run['pwws_vs_standard']:.2f}× | {run['clean_change_points']:+.2f} | {verdict} |")
+        checked = run["textattack_acc_under"], run["standard_textattack_acc_under"]
+        textattack = (f"{checked[0]['pwws']:.1f}% ({checked[1]['pwws']:.1f}%)" if all(checked) else "–")
+        lines.append(f"| {row['backbone']} | {row['config']} | {run['run']} | {seconds} | {standard} | "
+                     f"{run['epoch_time_ratio']:.2f}× | {run['clean_acc'] * 100:.2f}% | {run['pwws']:.2f}% | "
+                     f"{run['pwws_vs_standard']:.2f}× | {run['clean_change_points']:+.2f} | {textattack} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -195,7 +215,8 @@ def main() -> None:
     if args.step_cost:
         measured = json.loads(args.step_cost.read_text())["rows"]
         step_cost[args.step_cost_backbone] = {r.get("name", r["method"]): r for r in measured}
-    alone = [[json.loads(line) for line in path.read_text().splitlines() if line.strip()] for path in args.alone]
+    alone = [(path.stem, [json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+             for path in args.alone]
     results = result_rows(rows, every, best, textattack, step_cost, alone)
     args.out.write_text(json.dumps({"benchmark": "robust_training", "selection_rule":
                                     f"highest selection pwws accuracy within {args.max_clean_loss} points of "
