@@ -301,6 +301,27 @@ def test_mix_entropy_gate_hands_unsure_inputs_to_the_robust_model():
         Mix(robust=stub, entropy_threshold=1.5)
 
 
+def test_mix_puts_the_robust_model_behind_a_defence_with_its_options(tiny_base):
+    standard = Classifier.from_pretrained(tiny_base, device="cpu")
+    robust = Classifier.from_pretrained(tiny_base, device="cpu")
+    mix = Mix(robust=robust, weight=1.0, entropy_threshold=0.0, robust_defense="tta",
+              robust_options="augmentations=repair;entropy_threshold=0.25")
+    assert mix.options()["robust_options"] == "augmentations=repair;entropy_threshold=0.25"
+    behind = mix.robust_classifier(standard)
+    assert behind.base is robust and behind.defense.name == "tta"
+    assert behind.defense.augmentations == "repair" and behind.defense.entropy_threshold == 0.25
+    texts = ["a good film", "a dull film"]
+    probs, _ = mix.scores(standard, texts, None)
+    assert probs == pytest.approx(behind.predict_proba(texts), abs=1e-6)  # weight 1, gate always open
+    # the CLI's form reaches it unchanged, and bad options fail when the defence is built
+    assert parse_defense_options("mix", ["robust_options=augmentations=repair,canonical;canonical_rank=20000"]) == {
+        "robust_options": "augmentations=repair,canonical;canonical_rank=20000"}
+    with pytest.raises(ParameterError, match="robust_defense"):
+        Mix(robust=robust, robust_options="n=2")
+    with pytest.raises(ParameterError, match="unknown option"):
+        Mix(robust=robust, robust_defense="tta", robust_options="bogus=1")
+
+
 def robust_classifier_stub(model):
     """Mix accepts a Classifier instance as its robust model; wrap the stub without loading anything."""
     stub = Classifier.__new__(Classifier)

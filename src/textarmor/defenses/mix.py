@@ -13,7 +13,8 @@ deliberately small stand-in that needs no gradients and fits in a second.
 
 The robust model is a model directory (``robust``), optionally wrapped in another defence by name
 (``robust_defense``, e.g. ``smooth``: mixing a model with its own smoothed self is adaptive smoothing's
-cheapest form); it loads on first use, on the base model's device.
+cheapest form; ``robust_options`` sets that defence's options); it loads on first use, on the base model's
+device.
 """
 from __future__ import annotations
 
@@ -82,6 +83,22 @@ class MixDetector:
         return detector
 
 
+def _robust_defense_options(robust_defense: str | None, robust_options: str | dict | None) -> dict:
+    """``robust_options`` as typed options of ``robust_defense`` (checked now, so a typo fails before a run)."""
+    if not robust_options:
+        return {}
+    if not robust_defense:
+        raise ParameterError("mix: robust_options sets the options of robust_defense; name that defence too "
+                             "(e.g. --defense-option robust_defense=tta).")
+    from textarmor.defenses import parse_defense_options
+
+    if isinstance(robust_options, dict):
+        items = [f"{key}={value}" for key, value in robust_options.items()]
+    else:
+        items = [part for part in robust_options.split(";") if part.strip()]
+    return parse_defense_options(robust_defense, items)
+
+
 class Mix(Defense):
     """``(1 - w) * standard + w * robust`` with a fixed ``weight`` or a fitted ``detector``.
 
@@ -89,7 +106,10 @@ class Mix(Defense):
     ----------
     robust: the robust model: a model directory, or a :class:`~textarmor.Classifier` (Python only).
     weight: the robust model's share, in [0, 1]; ignored when ``detector`` is given.
-    robust_defense: a defence name applied to the robust model with its default options (e.g. ``smooth``).
+    robust_defense: a defence name applied to the robust model (e.g. ``smooth``), with its default options
+        unless ``robust_options`` sets them.
+    robust_options: ``robust_defense``'s options, as ``KEY=VALUE`` pairs separated by ``;`` (what one
+        ``--defense-option`` takes, e.g. ``augmentations=repair,canonical;canonical_rank=20000``) or a dict.
     detector: a :class:`MixDetector` or the path of one saved as JSON.
     entropy_threshold: mix (with ``weight``) only inputs whose standard prediction has normalised entropy at
         least this; the others keep the standard model's scores at one pass. Attacks that stop at the label
@@ -103,7 +123,7 @@ class Mix(Defense):
 
     def __init__(self, robust: str | Classifier | None = None, weight: float = 0.5, robust_defense: str | None = None,
                  detector: str | MixDetector | None = None, entropy_threshold: float | None = None,
-                 vocab_size: int = 50_000):
+                 vocab_size: int = 50_000, robust_options: str | dict | None = None):
         if robust is None:
             raise ParameterError("mix: pass robust=MODEL_DIR, the robust model whose probabilities are mixed in "
                                  "(CLI: --defense-option robust=runs/robust).")
@@ -114,22 +134,28 @@ class Mix(Defense):
                                  f"detector (pass one of them), got {entropy_threshold!r}.")
         self.robust, self.weight, self.robust_defense, self.vocab_size = robust, weight, robust_defense, vocab_size
         self.entropy_threshold = entropy_threshold
+        self._robust_option_values = _robust_defense_options(robust_defense, robust_options)
+        # kept as text, so reports and run settings show the options as they were given
+        self.robust_options = ";".join(f"{k}={v}" for k, v in self._robust_option_values.items()) or None
         self.detector = MixDetector.load(detector) if isinstance(detector, (str, os.PathLike)) else detector
-        self._robust_clf: Classifier | None = robust if isinstance(robust, Classifier) else None
+        self._robust_clf: Classifier | None = None  # the robust model behind robust_defense, built on first use
         self._vocabulary: frozenset[str] | None = None
 
     def robust_classifier(self, base: Classifier) -> Classifier:
         if self._robust_clf is None:
-            device = getattr(base.backend, "device", None)
-            clf = Classifier.from_pretrained(self.robust, device=str(device) if device is not None else None,
-                                             max_tokens_per_batch=base.max_tokens_per_batch)
+            if isinstance(self.robust, Classifier):
+                clf = self.robust
+            else:
+                device = getattr(base.backend, "device", None)
+                clf = Classifier.from_pretrained(self.robust, device=str(device) if device is not None else None,
+                                                 max_tokens_per_batch=base.max_tokens_per_batch)
             if clf.labels != base.labels:
                 raise ParameterError(f"mix: the robust model's labels {clf.labels} differ from the standard "
                                      f"model's {base.labels}; both must be trained on the same labels.")
             if self.robust_defense:
                 from textarmor.defenses import defend
 
-                clf = defend(clf, self.robust_defense)
+                clf = defend(clf, self.robust_defense, **self._robust_option_values)
             self._robust_clf = clf
         return self._robust_clf
 
