@@ -22,6 +22,16 @@ def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
     return rows
 
 
+def write_raw(name: str, result: dict) -> Path:
+    """Write ``result`` (a dict with ``rows``) to ``benchmarks/results/raw/NAME``, print its rows and the path."""
+    target = RESULTS / "raw" / name
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    for row in result["rows"]:
+        print(row)
+    print(target)
+    return target
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

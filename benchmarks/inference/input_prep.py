@@ -12,7 +12,6 @@ Writes ``benchmarks/results/raw/input_prep_cpu.json`` (median seconds of each).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.common import RESULTS, SHARED_DATA, cpu_name  # noqa: E402
+from benchmarks.common import SHARED_DATA, cpu_name, write_raw  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -70,11 +69,7 @@ def main() -> None:
              "new_s": median_seconds(new, args.repeats)} for step, (old, new) in pairs.items()]
     out = {"benchmark": "input_prep", "device": cpu_name(), "dataset": "sst2-train", "repeats": args.repeats,
            "rows": rows}
-    target = RESULTS / "raw" / "input_prep_cpu.json"
-    target.write_text(json.dumps(out, indent=2) + "\n")
-    for row in rows:
-        print(row)
-    print(target)
+    write_raw("input_prep_cpu.json", out)
 
 
 if __name__ == "__main__":

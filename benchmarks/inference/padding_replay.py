@@ -16,14 +16,13 @@ Writes ``benchmarks/results/raw/padding_replay_sst2.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.common import RESULTS, SHARED_DATA, read_jsonl  # noqa: E402
+from benchmarks.common import SHARED_DATA, read_jsonl, write_raw  # noqa: E402
 
 
 class ShapeRecorder:
@@ -99,11 +98,7 @@ def main() -> None:
     feeder.Feeder.HOLD_BUDGETS = default_hold
     out = {"dataset": "sst2-train", "n": len(texts), "tokens": int(lengths.sum()), "tokenizer": args.tokenizer,
            "slices": len(slices), "rows": rows}
-    target = RESULTS / "raw" / "padding_replay_sst2.json"
-    target.write_text(json.dumps(out, indent=2) + "\n")
-    for row in rows:
-        print(row)
-    print(target)
+    write_raw("padding_replay_sst2.json", out)
 
 
 if __name__ == "__main__":

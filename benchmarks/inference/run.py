@@ -503,7 +503,7 @@ def main() -> None:
     gpu.add_argument("--chunk-chars-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with slices capped at these numbers of characters")
     gpu.add_argument("--idle-flush-sweep", type=float, nargs="*", default=[],
-                     help="also time textarmor with these Feeder.IDLE_FLUSH_FRACTION values (default 0.5)")
+                     help="also time textarmor with these Feeder.IDLE_FLUSH_FRACTION values (default 0.25)")
     gpu.add_argument("--engines", nargs="*", default=None,
                      help="time only these textarmor engines (textarmor, textarmor-padded, textarmor-sdpa, "
                           "textarmor-compiled)")
