@@ -7,8 +7,8 @@ for the model alone). Worker processes do the whole of it and send back compact 
 
 This module imports only NumPy and ``tokenizers`` (never torch or transformers), so a spawned worker
 starts in well under a second. Both paths of :class:`textarmor.Classifier` build their tokenizer with
-:func:`configured_tokenizer` and encode with :func:`encode`, so a text gets the same ids in a thread and
-in a worker.
+:func:`configured_tokenizer` and encode with a :class:`SliceEncoder`, so a text gets the same ids in a
+thread and in a worker.
 
 Encoded slices are dicts of flat arrays: ``input_ids`` (int32, every row's ids concatenated),
 ``lengths`` (int32, tokens per row) and, for models with token types, ``token_type_ids`` (int32, like
@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-_worker_tokenizer = None  # the worker process's tokenizer, built once by _start_worker
-_worker_token_types = False
+_worker_encoder = None  # the worker process's SliceEncoder, built once by _start_worker
 
 
 def plan_slices(order: np.ndarray, chars: np.ndarray, max_texts: int, max_chars: int | None = None,
@@ -121,7 +120,31 @@ def configured_tokenizer(tokenizer_json: str, max_length: int):
     return tokenizer
 
 
-def encode(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, token_types: bool) -> dict[str, np.ndarray]:
+class SliceEncoder:
+    """Encodes slices of texts into the flat arrays above with a configured Rust tokenizer
+    (:func:`configured_tokenizer`) and, for single texts of a BERT-family WordPiece tokenizer, its word-cache
+    fast path (:mod:`textarmor.backends.fast_wordpiece`: the same ids; ``word_cache=False`` keeps to Rust)."""
+
+    def __init__(self, tokenizer, token_types: bool, word_cache: bool = True):
+        from textarmor.backends.fast_wordpiece import CachedWordPiece
+
+        self.tokenizer, self.token_types, self.word_cache_requested = tokenizer, token_types, word_cache
+        max_length = (tokenizer.truncation or {}).get("max_length")
+        self._cached = CachedWordPiece.for_tokenizer(tokenizer, max_length) if word_cache and max_length else None
+
+    @property
+    def word_cache(self) -> bool:
+        """Whether single texts take the word-cache path."""
+        return self._cached is not None
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        if pairs is None and self._cached is not None:
+            return self._cached.encode(texts, self.token_types)
+        return encode_rust(self.tokenizer, texts, pairs, self.token_types)
+
+
+def encode_rust(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None,
+                token_types: bool) -> dict[str, np.ndarray]:
     """Encode a slice with ``encode_batch_fast`` (no offsets) into flat int32 arrays (see the module doc)."""
     encodings = tokenizer.encode_batch_fast(list(texts) if pairs is None else list(zip(texts, pairs)))
     lengths = np.fromiter(map(len, encodings), dtype=np.int32, count=len(encodings))
@@ -135,7 +158,7 @@ def encode(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, token_t
 
 
 def pack(input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None) -> dict[str, np.ndarray]:
-    """Lists of ids per row (a slow tokenizer's output) in the same flat form as :func:`encode`'s."""
+    """Lists of ids per row (a slow tokenizer's output) in the same flat form as :class:`SliceEncoder`'s."""
     lengths = np.fromiter(map(len, input_ids), dtype=np.int32, count=len(input_ids))
     total = int(lengths.sum())
     encoded = {"input_ids": np.fromiter(chain.from_iterable(input_ids), dtype=np.int32, count=total),
@@ -145,17 +168,17 @@ def pack(input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[i
     return encoded
 
 
-def _start_worker(tokenizer_json: str, max_length: int, token_types: bool, rayon_threads: int) -> None:
-    global _worker_tokenizer, _worker_token_types
+def _start_worker(tokenizer_json: str, max_length: int, token_types: bool, word_cache: bool,
+                  rayon_threads: int) -> None:
+    global _worker_encoder
     # Each worker's Rust thread pool gets its share of the cores instead of all of them (the pool reads
     # this before its first batch); an explicit setting of the user's wins.
     os.environ.setdefault("RAYON_NUM_THREADS", str(rayon_threads))
-    _worker_tokenizer = configured_tokenizer(tokenizer_json, max_length)
-    _worker_token_types = token_types
+    _worker_encoder = SliceEncoder(configured_tokenizer(tokenizer_json, max_length), token_types, word_cache)
 
 
 def _encode_in_worker(texts: list[str], pairs: list[str] | None) -> dict[str, np.ndarray]:
-    return encode(_worker_tokenizer, texts, pairs, _worker_token_types)
+    return _worker_encoder.encode(texts, pairs)
 
 
 def _shutdown(executor: ProcessPoolExecutor) -> None:
@@ -171,10 +194,12 @@ class TokenizePool:
     the main module, so a script must keep its work under ``if __name__ == "__main__":``.
     """
 
-    def __init__(self, tokenizer_json: str, max_length: int, token_types: bool, processes: int):
+    def __init__(self, tokenizer_json: str, max_length: int, token_types: bool, processes: int,
+                 word_cache: bool = True):
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}.")
         self.max_length, self.token_types, self.processes = max_length, token_types, processes
+        self.word_cache = word_cache
         self._tokenizer_json = tokenizer_json
         self._executor: ProcessPoolExecutor | None = None
         self._finalizer = None
@@ -184,8 +209,8 @@ class TokenizePool:
         return self._executor is not None
 
     def submit(self, texts: list[str], pairs: list[str] | None = None) -> Future:
-        """Encode one slice in a worker; the future's result is :func:`encode`'s dict. A dead worker shows as
-        ``concurrent.futures.process.BrokenProcessPool`` from here or from the future."""
+        """Encode one slice in a worker; the future's result is :meth:`SliceEncoder.encode`'s dict. A dead
+        worker shows as ``concurrent.futures.process.BrokenProcessPool`` from here or from the future."""
         return self._started_executor().submit(_encode_in_worker, texts, pairs)
 
     def _started_executor(self) -> ProcessPoolExecutor:
@@ -194,7 +219,7 @@ class TokenizePool:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self._tokenizer_json, self.max_length, self.token_types, rayon_threads))
+                initargs=(self._tokenizer_json, self.max_length, self.token_types, self.word_cache, rayon_threads))
             self._finalizer = weakref.finalize(self, _shutdown, self._executor)
         return self._executor
 
