@@ -250,3 +250,47 @@ def test_an_idle_device_waits_for_a_stack_worth_a_forward_pass(clf):
     assert rows[0] == 2 and sum(rows) == 40
     wanted = Feeder.IDLE_FLUSH_FRACTION * 16
     assert wanted > 2 and all(r >= wanted for r in rows[1:-1])  # more than one slice each, save the last stack
+
+
+def test_slices_come_as_they_are_ready_while_an_idle_device_is_offered_passes():
+    """With a device to watch, a slow first slice does not hold back later ones, and the waiting caller keeps
+    offering the device a pass; without one, results come in order."""
+    import threading
+    from concurrent.futures import Future
+
+    from textarmor.backends.feeder import results_as_ready
+
+    futures = [Future() for _ in range(3)]
+    offers = []
+    futures[2].set_result("c")
+    threading.Timer(0.05, lambda: futures[1].set_result("b")).start()
+    threading.Timer(0.10, lambda: futures[0].set_result("a")).start()
+    got = list(results_as_ready(futures, lambda: offers.append(1), poll_seconds=0.002))
+    assert got == [(2, "c"), (1, "b"), (0, "a")]
+    assert len(offers) >= 10  # polled while nothing was ready
+    assert list(results_as_ready(futures)) == [(0, "a"), (1, "b"), (2, "c")]
+
+
+class SameHash(str):
+    """A string whose hash collides with every other's, so that only equality tells keys apart."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return 7
+
+
+@pytest.mark.parametrize("make", [str, SameHash])
+def test_distinct_keys_and_the_map_back(make):
+    from textarmor.classifier import _distinct
+
+    rng = np.random.default_rng(0)
+    keys = [make(f"text {i}") for i in rng.integers(0, 30, size=200)] + [make("alone")]
+    distinct, inverse = _distinct(keys)
+    expected = list(dict.fromkeys(keys))
+    assert distinct == expected  # first appearance order
+    assert [distinct[j] for j in inverse] == keys
+    unique = [make(f"u{i}") for i in range(50)]
+    assert _distinct(unique)[0] == unique and _distinct(unique)[1].tolist() == list(range(50))
+    pairs = [(k, "p") for k in keys]
+    assert [_distinct(pairs)[0][j] for j in _distinct(pairs)[1]] == pairs

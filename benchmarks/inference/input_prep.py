@@ -3,7 +3,9 @@
 - reading a labelled file (``textarmor.data.load_dataset``): its columns row by row, or as whole columns;
 - checking that a call's inputs are strings (``Classifier``'s ``_as_list``): a comprehension, or one pass over
   the set of their types;
-- gathering each slice's texts for the tokeniser workers: list comprehensions, or one object array.
+- gathering each slice's texts for the tokeniser workers: list comprehensions, or one object array;
+- finding a call's distinct inputs (``Classifier``'s ``_distinct``): a dict over all of them, or sorted hashes
+  with only the keys that share one compared.
 
     PYTHONPATH=src python benchmarks/inference/input_prep.py [--repeats 5]
 
@@ -38,7 +40,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from textarmor.classifier import _as_list
+    from textarmor.classifier import _as_list, _distinct
     from textarmor.data import load_dataset, read_rows
 
     raw = read_rows(Path(args.sst2))
@@ -60,11 +62,19 @@ def main() -> None:
         array = np.asarray(texts, dtype=object)
         return [array[part].tolist() for part in parts]
 
+    def distinct_by_dict():
+        first: dict = {}
+        inverse = np.fromiter((first.setdefault(k, len(first)) for k in texts), dtype=np.int64, count=len(texts))
+        return list(first), inverse
+
     pairs = {
         "read labelled file": (rows_one_by_one, lambda: load_dataset(args.sst2)),
         "check inputs are strings": (strings_by_comprehension, lambda: _as_list(texts, "texts")),
         "gather 48 slices' texts": (gather_by_comprehension, gather_by_object_array),
+        "distinct inputs": (distinct_by_dict, lambda: _distinct(texts)),
     }
+    old_distinct, new_distinct = distinct_by_dict(), _distinct(texts)
+    assert old_distinct[0] == new_distinct[0] and np.array_equal(old_distinct[1], new_distinct[1])
     rows = [{"step": step, "n": len(texts), "old_s": median_seconds(old, args.repeats),
              "new_s": median_seconds(new, args.repeats)} for step, (old, new) in pairs.items()]
     out = {"benchmark": "input_prep", "device": cpu_name(), "dataset": "sst2-train", "repeats": args.repeats,

@@ -173,7 +173,7 @@ def run_gpu(args) -> list[dict]:
         rows += bench_gpu_set(name, texts, base, tokenizer, device, peak, args.repeats, args.baselines, args.dtype,
                               args.compile, args.profile, args.workers_sweep, args.processes_sweep, args.chunk_sweep,
                               args.chunk_chars_sweep, args.timeline, args.sweep_engine, args.idle_flush_sweep,
-                              args.engines)
+                              args.engines, args.word_cache_sweep)
     if args.parity_model:
         for item in parity(args):
             rows.append(item)
@@ -184,7 +184,7 @@ def run_gpu(args) -> list[dict]:
 def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines=True,
                   dtype="bfloat16", compile=False, profile=False, workers_sweep=(), processes_sweep=(),
                   chunk_sweep=(), chunk_chars_sweep=(), timeline=None, sweep_engine="textarmor", idle_flush_sweep=(),
-                  only_engines=None) -> list[dict]:
+                  only_engines=None, word_cache_sweep=()) -> list[dict]:
     import torch
 
     from textarmor import Classifier
@@ -254,6 +254,17 @@ def bench_gpu_set(name, texts, base, tokenizer, device, peak, repeats, baselines
             add(f"{engine}-processes{processes}", short, lambda c=clf: c.predict_proba(texts))  # warm-up spawns
             rows[-1]["tokenize_workers"], rows[-1]["tokenize_processes"] = default_workers, processes
         clf.tokenize_processes = None
+        # the word-cache tokenisation path against the Rust tokenizer for every text, alternated
+        traced_cache = set()
+        for cache in word_cache_sweep if sweeping else ():
+            clf.word_cache = cache == "on"
+            add(f"{engine}-wordcache-{cache}", short, lambda c=clf: c.predict_proba(texts))  # warm-up respawns
+            rows[-1]["word_cache"] = clf.word_cache
+            if timeline and cache not in traced_cache:
+                traced_cache.add(cache)
+                write_timeline(timeline, clf, texts, {"device": device, "dataset": name,
+                                                      "engine": f"{engine}-wordcache-{cache}"})
+        clf.word_cache = True
         default_chunk = clf.tokenize_chunk
         # larger slices give the GPU larger batches, smaller ones start it sooner
         for chunk in chunk_sweep if sweeping else ():
@@ -502,6 +513,8 @@ def main() -> None:
                      help="also time textarmor with these slice sizes (tokenize_chunk; default 2,048 on a GPU)")
     gpu.add_argument("--chunk-chars-sweep", type=int, nargs="*", default=[],
                      help="also time textarmor with slices capped at these numbers of characters")
+    gpu.add_argument("--word-cache-sweep", choices=["on", "off"], nargs="*", default=[],
+                     help="the sweep engine again with the word-cache tokenisation path on or off, in this order")
     gpu.add_argument("--idle-flush-sweep", type=float, nargs="*", default=[],
                      help="also time textarmor with these Feeder.IDLE_FLUSH_FRACTION values (default 0.25)")
     gpu.add_argument("--engines", nargs="*", default=None,

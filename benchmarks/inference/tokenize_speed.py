@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", default=None, help="a model folder with a tokenizer.json "
                         "(default: the minilm-l6 alias, all-MiniLM-L6-v2)")
+    parser.add_argument("--tokenizer-label", default=None, help="the tokenizer's name in the rows")
     parser.add_argument("--sst2", default=str(SHARED_DATA / "sst2" / "train.jsonl"))
     parser.add_argument("--imdb", default=str(SHARED_DATA / "textfooler" / "imdb.jsonl"))
     parser.add_argument("--repeats", type=int, default=5)
@@ -47,6 +48,7 @@ def main() -> None:
     from textarmor.models import ALIASES
 
     path = args.tokenizer or str(ALIASES["minilm-l6"].path())
+    label = args.tokenizer_label or args.tokenizer or "minilm-l6"
     wrapper = AutoTokenizer.from_pretrained(path)
     rust = tokenize_pool.configured_tokenizer(wrapper.backend_tokenizer.to_str(), args.max_length)
     device = cpu_name() + f", RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS', 'unset')}"
@@ -82,7 +84,7 @@ def main() -> None:
         rust_s = statistics.median(times["rust-encode-batch-fast"])
         for name, spent in times.items():
             seconds = statistics.median(spent)
-            rows.append({"device": device, "dataset": dataset, "engine": name, "tokenizer": args.tokenizer or "minilm-l6",
+            rows.append({"device": device, "dataset": dataset, "engine": name, "tokenizer": label,
                          "n": len(texts), "seconds": round(seconds, 4), "texts_per_s": round(len(texts) / seconds, 1),
                          "chars_per_s": round(chars / seconds, 1), "tokens_per_s": round(tokens / seconds, 1),
                          "speedup_vs_rust": round(rust_s / seconds, 2), "same_ids": same.get(name),
