@@ -170,6 +170,8 @@ def test_main_module_check(tmp_path, monkeypatch):
         main.__file__, main.__spec__ = str(path), None
         monkeypatch.setitem(sys.modules, "__main__", main)
         assert tokenize_pool.main_module_is_importable() is expected
+    bare.write_text("if __name__ == '__main__':\n    print(1)\n")  # the answer follows an edited file
+    assert tokenize_pool.main_module_is_importable() is True
 
 
 def test_wordpiece_pairs_with_token_types(minilm_path):
