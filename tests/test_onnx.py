@@ -45,6 +45,28 @@ def test_int8_keeps_accuracy_and_is_batch_independent(tiny_trained, onnx_dirs):
     np.testing.assert_allclose(alone, together, atol=1e-6)  # static ranges: batch-mates change nothing
 
 
+def test_int8_quantizes_weight_matmul_inputs_and_keeps_their_outputs_fp32(onnx_dirs):
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(str(onnx_dirs[1] / "model.onnx")).graph
+    weights = {init.name for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    linear = [n for n in graph.node if n.op_type == "MatMul" and producer.get(n.input[1]) is not None
+              and producer[n.input[1]].input[0] in weights]
+    assert linear, "no quantized linear layers in the int8 graph"
+    for node in linear:
+        assert producer[node.input[0]].op_type == "DequantizeLinear"  # activations enter as int8
+        assert "QuantizeLinear" not in consumers.get(node.output[0], [])  # no re-quantization after
+
+
+def test_cpu_token_budget_default_fits_the_model_length(tiny_trained):
+    clf = Classifier.from_pretrained(tiny_trained, device="cpu")
+    assert clf.max_tokens_per_batch == max(1024, clf.max_length)
+
+
 def test_threaded_tokenisation_slices_match_one_pass(tiny_trained):
     texts = [r["text"] for r in synthetic_rows(50, seed=13)]
     one = Classifier.from_pretrained(tiny_trained, device="cpu").logits(texts)

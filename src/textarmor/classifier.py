@@ -95,7 +95,8 @@ class Classifier:
         Default: cuda, then mps, then cpu; float16 on a GPU (bfloat16 on request), else float32.
     max_tokens_per_batch:
         Token budget of one forward pass (padded length × rows); bounds memory whatever the lengths.
-        Default 131,072 on a GPU, 16,384 elsewhere.
+        Default 131,072 on a GPU; on a CPU 1,024 (or ``max_length`` if longer), where passes that fit the
+        core's caches ran 1.4x faster than 16,384-token ones (ONNX int8, 2 cores).
     max_batch_size:
         Upper bound on rows per forward pass, for very short inputs. Default 8,192 on a GPU, 256 elsewhere.
     max_length:
@@ -150,9 +151,9 @@ class Classifier:
         self.backend = backend if backend is not None else TorchBackend(model, device=device, dtype=dtype,
                                                                         compile=compile)
         self.max_length = max_length or self._model_max_length()
-        # A GPU needs large batches to be busy; a CPU gains nothing past a few thousand tokens.
+        # A GPU needs large batches to be busy; a CPU is fastest when a pass's activations stay in cache.
         on_gpu = str(getattr(self.backend, "device", "cpu")).startswith("cuda")
-        max_tokens_per_batch = max_tokens_per_batch or (131072 if on_gpu else 16384)
+        max_tokens_per_batch = max_tokens_per_batch or (131072 if on_gpu else max(1024, self.max_length))
         max_batch_size = max_batch_size or (8192 if on_gpu else 256)
         if max_tokens_per_batch < self.max_length:
             raise ParameterError(f"max_tokens_per_batch ({max_tokens_per_batch}) must be at least the "

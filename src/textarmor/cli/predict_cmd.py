@@ -32,7 +32,7 @@ def predict(
     text_column: str = typer.Option("text", "--text-column"),
     text_pair_column: str | None = typer.Option(None, "--text-pair-column"),
     batch_tokens: int | None = typer.Option(None, "--batch-tokens", help="Token budget per forward pass "
-                                               "(default 131072 on a GPU, 16384 on a CPU)."),
+                                               "(default 131072 on a GPU, 1024 on a CPU)."),
     backend: str = typer.Option("auto", "--backend", help="auto | torch | onnx (auto: onnx for exported dirs)."),
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: the best present)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on empty texts instead of skipping them."),
