@@ -95,8 +95,8 @@ class Classifier:
         Default: cuda, then mps, then cpu; float16 on a GPU (bfloat16 on request), else float32.
     max_tokens_per_batch:
         Token budget of one forward pass (padded length × rows); bounds memory whatever the lengths.
-        Default 131,072 on a GPU; on a CPU 1,024 (or ``max_length`` if longer), where passes that fit the
-        core's caches ran 1.4x faster than 16,384-token ones (ONNX int8, 2 cores).
+        Default 131,072 on a GPU; on a CPU 1,024 (or ``max_length`` if longer): passes whose activations
+        fit the cores' caches are faster there (docs/benchmarks.md, the CPU section).
     max_batch_size:
         Upper bound on rows per forward pass, for very short inputs. Default 8,192 on a GPU, 256 elsewhere.
     max_length:
