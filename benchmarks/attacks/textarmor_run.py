@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("recipe")
     parser.add_argument("n", type=int)
-    parser.add_argument("--max-modify-rate", type=float, default=0.3)
+    parser.add_argument("--max-modify-rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)

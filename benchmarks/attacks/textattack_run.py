@@ -1,6 +1,7 @@
 """Run a TextAttack recipe on a textarmor model dir and print one result row as JSON (runs in .venv-textattack).
 
-Settings matched to textarmor's recipes: the recipe's own constraints plus MaxModificationRate(0.3); stop
+Settings matched to textarmor's recipes: the recipe's own constraints (plus MaxModificationRate with
+``--max-modify-rate``); stop
 words are NLTK's "english" list, which the Makefile writes from scikit-learn's list (textarmor's list).
     NLTK_DATA=... .venv-textattack/bin/python benchmarks/attacks/textattack_run.py MODEL DATA RECIPE N [--log F]
 
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("n", type=int)
     parser.add_argument("--log", default=None, help="Append one JSON line per finished example to this file.")
-    parser.add_argument("--max-modify-rate", type=float, default=0.3)
+    parser.add_argument("--max-modify-rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=None,
                         help="Set the tokenizer's model_max_length. TextAttack's HuggingFaceModelWrapper pads "
@@ -74,7 +75,8 @@ def main() -> None:
     wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer)
     recipe = RECIPES[args.recipe].build(wrapper)
     constraints = recipe.pre_transformation_constraints + recipe.constraints
-    attack = textattack.Attack(recipe.goal_function, constraints + [MaxModificationRate(args.max_modify_rate)],
+    extra = [MaxModificationRate(args.max_modify_rate)] if args.max_modify_rate is not None else []
+    attack = textattack.Attack(recipe.goal_function, constraints + extra,
                                recipe.transformation, recipe.search_method)
     attack_args = textattack.AttackArgs(num_examples=len(rows), random_seed=args.seed, silent=True,
                                         disable_stdout=True, query_budget=None)

@@ -195,18 +195,38 @@ class Classifier:
         """Load a model directory (or any reference :func:`textarmor.models.load_model` accepts).
 
         ``backend``: ``torch``, ``onnx`` (a folder from ``textarmor export``; ``threads`` sets ONNX Runtime's
-        intra-op threads) or ``auto`` (onnx for exported folders, else torch). ``defense`` (a name in
-        :data:`textarmor.defenses.DEFENSES`, with ``defense_options``, or a ``Defense``) returns the model
-        behind that inference-time defence: a :class:`~textarmor.defenses.DefendedClassifier`.
+        intra-op threads) or ``auto`` (onnx for exported folders, else torch). ``defense``: ``None`` (default)
+        applies the defence stored in the folder's ``textarmor.json`` (``textarmor train --preset robust``
+        stores one), if any; ``"none"`` loads the model alone; a name in :data:`textarmor.defenses.DEFENSES`
+        (with ``defense_options``) or a ``Defense`` puts the model behind that defence instead. A defended
+        model is a :class:`~textarmor.defenses.DefendedClassifier`.
         """
+        if defense is None and not defense_options:
+            base = cls._load(model_dir, backend=backend, device=device, dtype=dtype, threads=threads,
+                             trust_remote_code=trust_remote_code, **kwargs)
+            if not base.config.defense:
+                return base
+            from textarmor.defenses import load_stored_defense
+
+            return load_stored_defense(base, cache_size=kwargs.get("cache_size", 0))
+        if defense in ("none", False):
+            if defense_options:
+                raise ParameterError("defense_options were given with defense='none'; drop one of them.")
+            return cls._load(model_dir, backend=backend, device=device, dtype=dtype, threads=threads,
+                             trust_remote_code=trust_remote_code, **kwargs)
         if defense is not None:
             from textarmor.defenses import defend
 
-            base = cls.from_pretrained(model_dir, backend=backend, device=device, dtype=dtype, threads=threads,
-                                       trust_remote_code=trust_remote_code, **kwargs)
+            base = cls._load(model_dir, backend=backend, device=device, dtype=dtype, threads=threads,
+                             trust_remote_code=trust_remote_code, **kwargs)
             return defend(base, defense, cache_size=kwargs.get("cache_size", 0), **(defense_options or {}))
-        if defense_options:
-            raise ParameterError("defense_options were given without a defense; pass defense=NAME as well.")
+        raise ParameterError("defense_options were given without a defense; pass defense=NAME as well.")
+
+    @classmethod
+    def _load(cls, model_dir: str | os.PathLike, *, backend: str = "auto", device: str | None = None,
+              dtype: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
+              **kwargs) -> Classifier:
+        """The model of a folder (or reference) alone, without any defence."""
         from textarmor.models import load_model, load_tokenizer, resolve_model_path
 
         if backend not in BACKENDS:

@@ -266,7 +266,7 @@ def ray_attack(model: str | os.PathLike, data: str | os.PathLike | list[dict], *
                              cpus_per_actor=cpus_per_actor, query_budget=attack_options.get("query_budget"),
                              # Per actor call; below the local default so examples spread evenly over actors.
                              concurrency=attack_options.get("concurrency") or 64, seed=attack_options.get("seed", 0),
-                             recipe_args={"max_modify_rate": attack_options.get("max_modify_rate", 0.3),
+                             recipe_args={"max_modify_rate": attack_options.get("max_modify_rate"),
                                           **(attack_options.get("recipe_options") or {})},
                              target=attack_options.get("target"), classifier_kwargs=classifier_kwargs)
     with _cluster(ray, address):
@@ -331,7 +331,8 @@ class _AttackActor:
             torch.set_num_threads(threads)
         classifier = Classifier.from_pretrained(model, cache_size=200_000, **classifier_kwargs)
         target_id = classifier.labels.index(target) if target is not None else None
-        self.engine = AttackEngine(build_recipe(recipe, target=target_id, **recipe_args), classifier,
+        self.engine = AttackEngine(build_recipe(recipe, defense=getattr(classifier, "defense", None),
+                                                target=target_id, **recipe_args), classifier,
                                    query_budget=query_budget, concurrency=concurrency, seed=seed)
 
     def __call__(self, batch):

@@ -34,6 +34,10 @@ class TextArmorConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     robustness: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] = field(default_factory=dict)
+    #: The inference-time defence the model ships with, ``{"name": ..., "options": {...}}`` (empty: none).
+    #: ``Classifier.from_pretrained`` applies it unless told otherwise, so what is measured is what is served;
+    #: temperature and conformal scores then belong to the defended model.
+    defense: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @classmethod

@@ -6,6 +6,7 @@ from safetensors only, and remote code runs only when the caller passes ``trust_
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -128,8 +129,11 @@ def load_tokenizer(reference: str, *, trust_remote_code: bool = False):
 
 
 def load_model(reference: str, *, num_labels: int | None = None, id2label: dict[int, str] | None = None,
-               trust_remote_code: bool = False, **kwargs):
-    """Load a sequence classifier; with ``num_labels`` a new head of that size is initialised."""
+               trust_remote_code: bool = False, new_head_unless_same_labels: bool = False, **kwargs):
+    """Load a sequence classifier; with ``num_labels`` a head of that size (new where the checkpoint's has
+    another size). ``new_head_unless_same_labels``: also a new head when the checkpoint is a classifier of
+    other labels of the same count, so that continuing a model onto new labels never reads the old classes'
+    weights under the new names (the head is kept only for the same names in the same order)."""
     from transformers import AutoModelForSequenceClassification
 
     path = resolve_model_path(reference)
@@ -138,10 +142,41 @@ def load_model(reference: str, *, num_labels: int | None = None, id2label: dict[
         extra.update(num_labels=num_labels, id2label=id2label,
                      label2id={v: k for k, v in (id2label or {}).items()}, ignore_mismatched_sizes=True)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             path, use_safetensors=True, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as exc:
         if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
             raise ModelReferenceError(f"'{path}' has no .safetensors weights; textarmor loads safetensors only. "
                                       "Convert with model.save_pretrained(dir, safe_serialization=True).") from None
         raise _unknown_reference(str(reference), exc) from None
+    if new_head_unless_same_labels and num_labels is not None:
+        before = checkpoint_labels(path)
+        if before is not None and len(before) == num_labels and before != [id2label[i] for i in range(num_labels)]:
+            reset_head(model)
+    return model
+
+
+def checkpoint_labels(path: str | Path) -> list[str] | None:
+    """The label names of a sequence-classifier checkpoint folder, in id order (None for an encoder alone)."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if not any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        return None
+    id2label = config.get("id2label") or {}
+    return [id2label[k] for k in sorted(id2label, key=int)]
+
+
+def reset_head(model) -> None:
+    """Initialise anew every module of ``model`` outside its base encoder (the classification head)."""
+    base = getattr(model, model.base_model_prefix, None)
+    encoder = {id(p) for p in base.parameters()} if base is not None else set()
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if own and not any(id(p) in encoder for p in own):
+            for tensor in [*own, *module.buffers(recurse=False)]:
+                # transformers 5 marks loaded tensors as initialised and its init functions then skip them
+                if hasattr(tensor, "_is_hf_initialized"):
+                    del tensor._is_hf_initialized
+            model._init_weights(module)

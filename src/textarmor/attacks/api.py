@@ -24,7 +24,7 @@ RESULTS, SUMMARY, SETTINGS, HTML = "results.jsonl", "summary.json", "run.json", 
 
 
 def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int | None = None,
-           query_budget: int | None = None, max_modify_rate: float | None = 0.3, seed: int = 0,
+           query_budget: int | None = None, max_modify_rate: float | None = None, seed: int = 0,
            out_dir: str | os.PathLike | None = None, resume: bool = False, target: str | None = None,
            concurrency: int | None = None, text_column: str = "text", label_column: str = "label",
            on_result: Callable[[AttackResult], None] | None = None,
@@ -52,7 +52,8 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
     clf = model if hasattr(model, "predict_proba") else Classifier.from_pretrained(
         model, cache_size=classifier_kwargs.pop("cache_size", 200_000), **classifier_kwargs)
     target_id = _label_id(clf.labels, target, "target") if target is not None else None
-    built = build_recipe(recipe, max_modify_rate=max_modify_rate, target=target_id, **(recipe_options or {}))
+    built = build_recipe(recipe, defense=getattr(clf, "defense", None), max_modify_rate=max_modify_rate,
+                         target=target_id, **(recipe_options or {}))
 
     texts, labels = _read_examples(data, text_column, label_column)
     if n is not None and n > len(texts):

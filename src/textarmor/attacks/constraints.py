@@ -107,3 +107,47 @@ class SentenceSimilarity(PostConstraint):
                              + [c.window(index, self.window) for c in candidates])
         sims = emb[1:] @ emb[0]
         return [bool(s >= self.threshold) for s in np.atleast_1d(sims)]
+
+
+def is_character_edit(old: str, new: str) -> bool:
+    """Whether ``new`` is one letter edit (deletion, transposition, substitution, insertion) of ``old``,
+    ignoring case."""
+    from textarmor.attacks.text import edits1
+
+    return new.lower() in edits1(old.lower())
+
+
+class ForSwaps(PostConstraint):
+    """``constraint`` applied to candidates whose new word is NOT a one-letter edit of the word it replaces (word
+    swaps), every character edit accepted: a recipe that mixes both kinds keeps each kind's own constraints."""
+
+    def __init__(self, constraint: PostConstraint):
+        self.constraint = constraint
+
+    def check(self, candidates, current, original, index):
+        old = current.words[index]
+        swaps = [i for i, c in enumerate(candidates) if not is_character_edit(old, c.words[index])]
+        keep = [True] * len(candidates)
+        if swaps:
+            verdicts = self.constraint.check([candidates[i] for i in swaps], current, original, index)
+            for i, ok in zip(swaps, verdicts):
+                keep[i] = ok
+        return keep
+
+
+class CharacterEditBudget(PostConstraint):
+    """The character edits made so far (words changed by one-letter edits, each costing its Levenshtein distance)
+    total at most ``max_distance``; word swaps cost nothing here. DeepWordBug's Levenshtein bound, for a recipe
+    whose word swaps are bounded by other constraints."""
+
+    def __init__(self, max_distance: int = 30):
+        self.max_distance = max_distance
+
+    def check(self, candidates, current, original, index):
+        from rapidfuzz.distance import Levenshtein
+
+        def spent(text: AttackedText) -> int:
+            return sum(Levenshtein.distance(original.words[i], text.words[i]) for i in text.changed_indices(original)
+                       if is_character_edit(original.words[i], text.words[i]))
+
+        return [spent(c) <= self.max_distance for c in candidates]

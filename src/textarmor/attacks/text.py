@@ -8,8 +8,10 @@ of a perturbed text is always the counterpart of word ``i`` of the original.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 
+_LETTERS = string.ascii_lowercase
 _WORD = re.compile(r"[\w'\-*@]+")
 _EDGE_MARKS = "'-_*@"
 
@@ -33,6 +35,17 @@ def split_words(text: str) -> tuple[list[str], list[str]]:
         last = end
     seps.append(text[last:])
     return words, seps
+
+
+def edits1(word: str) -> set[str]:
+    """Every string one letter edit away from ``word``: a deletion, transposition, substitution or insertion
+    of one lowercase letter (Norvig's spelling-corrector edits; what one DeepWordBug edit can make)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = [a + b[1:] for a, b in splits if b]
+    transposes = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
+    replaces = [a + c + b[1:] for a, b in splits if b for c in _LETTERS]
+    inserts = [a + c + b for a, b in splits for c in _LETTERS]
+    return set(deletes + transposes + replaces + inserts)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import string
 import numpy as np
 
 from textarmor.attacks import resources
-from textarmor.attacks.text import AttackedText, split_words
+from textarmor.attacks.text import AttackedText, edits1, split_words
 
 _LETTERS = string.ascii_lowercase
 
@@ -179,3 +179,41 @@ class CharacterNoise(Transformation):
             out.append("" if kind == 0 else letter if kind == 1 else letter + c)
         noisy = "".join(out)
         return [noisy] if noisy and noisy != word else []
+
+
+class RealWordEdits(Transformation):
+    """Every one-letter edit of the word (deletion, transposition, substitution, insertion) that is itself a
+    dictionary word: ``known(word)`` (default: among the ``vocab_size`` most frequent GloVe 6B words, the
+    vocabulary typo repair uses). A typo-repairing defence leaves such edits alone ("bad" -> "bed")."""
+
+    name = "real-word-edits"
+
+    def __init__(self, known=None, vocab_size: int = 50_000):
+        self._known, self.vocab_size = known, vocab_size
+
+    def known(self, lower: str) -> bool:
+        if self._known is None:
+            self._known = frozenset(resources.frequent_words(self.vocab_size)).__contains__
+        return self._known(lower)
+
+    def __call__(self, text, index, rng):
+        word = text.words[index]
+        lower = word.lower()
+        if not lower.isalpha() or not lower.isascii():
+            return []
+        found = sorted(c for c in edits1(lower) if len(c) > 1 and c != lower and self.known(c))
+        return [c.capitalize() for c in found] if word[:1].isupper() else found
+
+
+class DefenseAware(Transformation):
+    """Another transformation's candidates less those a defence's rewrite maps back to the word itself:
+    ``code(candidate) != code(word)`` (``code``: the lowercase word the defended model sees), so no candidate is
+    undone before the model reads it."""
+
+    def __init__(self, inner: Transformation, code):
+        self.inner, self.code = inner, code
+        self.name = f"defense-aware({inner.name})"
+
+    def __call__(self, text, index, rng):
+        own = self.code(text.words[index])
+        return [c for c in self.inner(text, index, rng) if self.code(c) != own]

@@ -14,10 +14,12 @@ from textarmor.errors import ParameterError
 def attack(
     model_dir: str = typer.Argument(..., help="Model directory (or alias / hub id)."),
     data: str = typer.Option(..., "--data", help="Labelled data: CSV/TSV/JSONL/Parquet or builtin:sst2-dev."),
-    recipe: str = typer.Option(..., "--recipe", help="deepwordbug | pwws | textfooler | typos | charnoise."),
+    recipe: str = typer.Option(..., "--recipe", help="deepwordbug | pwws | textfooler | adaptive | typos | "
+                                "charnoise (docs/attacks.md)."),
     n: int | None = typer.Option(None, "--n", help="Attack the first N examples (default: all)."),
     query_budget: int | None = typer.Option(None, "--query-budget", help="Most model queries per example."),
-    max_modify_rate: float = typer.Option(0.3, "--max-modify-rate", help="Most words changed, as a share."),
+    max_modify_rate: float | None = typer.Option(None, "--max-modify-rate", help="Most words changed, as a share "
+                                                 "(e.g. 0.3); default: no bound, as TextAttack's recipes."),
     seed: int = typer.Option(0, "--seed", help="Seeds the random edits (per example)."),
     out: Path | None = typer.Option(None, "--out", help="Folder for results.jsonl (written as examples "
                                        "finish), summary.json and report.html."),

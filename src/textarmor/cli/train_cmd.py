@@ -7,6 +7,7 @@ import typer
 
 from textarmor.cli import app
 from textarmor.training.catalogue import methods_help, parse_method_options
+from textarmor.training.presets import presets_help
 
 HELP = """Fine-tune a sequence classifier and save a model directory.
 
@@ -17,6 +18,11 @@ method's hyperparameters and its measured cost (seconds per training epoch).
 Examples:
 
     textarmor train --data builtin:sst2 --out runs/sst2 --epochs 2 --lr 1e-4
+
+    textarmor train --data builtin:sst2 --out runs/sst2-robust --preset robust --epochs 2 --lr 1e-4
+
+    textarmor train --data agnews.jsonl --model runs/sst2-robust --preset robust --out runs/agnews-robust
+    (continues from a trained model: its encoder is kept; other labels get a new head)
 
     textarmor train --data builtin:sst2 --out runs/roast --method roast --roast-alpha 0.9 --roast-beta 10
 
@@ -31,6 +37,10 @@ Examples:
     torchrun --nproc_per_node 2 -m textarmor train --data builtin:sst2 --out runs/ddp --batch-size 16
 
     (DDP: --batch-size is per process; rank 0 writes OUT. docs/scaling.md.)
+
+Presets (--preset; a method, its options and the defence the model ships with; docs/robustness.md):
+
+""" + presets_help() + """
 
 Methods (--method; docs/methods.md has the equations):
 
@@ -49,6 +59,8 @@ def train(
                                             "dev set for builtin:sst2, else 10% of the training rows."),
     method: str = typer.Option("standard", "--method", help="standard, pgd, freelb, roast, rift or ascc, optionally "
                                "+augment (e.g. roast+augment); see Methods below."),
+    preset: str | None = typer.Option(None, "--preset", help="A named recipe: method, options and the stored "
+                                      "defence together (robust); see Presets below."),
     epochs: float = typer.Option(3, "--epochs"),
     lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (linear warm-up 6%, then linear decay)."),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -80,14 +92,14 @@ def train(
                                                "probability (10; entailment 1)."),
     rift_w_kl: float | None = typer.Option(None, "--rift-w-kl", help="rift: weight of KL(adv||clean) (10)."),
     rift_w_mi: float | None = typer.Option(None, "--rift-w-mi", help="rift: weight of the InfoNCE term (0.1)."),
-    augment_recipe: str | None = typer.Option(None, "--augment-recipe", help="+augment: attack recipe of "
-                                                 "textarmor.attacks (pwws)."),
+    augment_recipe: str | None = typer.Option(None, "--augment-recipe", help="+augment: attack recipe(s) of "
+                                                 "textarmor.attacks, comma-separated (pwws)."),
     augment_every: int | None = typer.Option(None, "--augment-every", help="+augment: attack every N "
                                                 "epochs (1)."),
     clean_epochs: int | None = typer.Option(None, "--clean-epochs", help="+augment: epochs before the first "
                                                "attack round (1)."),
-    augment_sample: int | None = typer.Option(None, "--augment-sample", help="+augment: training rows "
-                                                 "attacked per round (512)."),
+    augment_sample: float | None = typer.Option(None, "--augment-sample", help="+augment: training rows "
+                                                   "attacked per round (512), or a share of them below 1 (0.06)."),
     augment_weight: float | None = typer.Option(None, "--augment-weight", help="+augment: loss weight alpha "
                                                    "of added examples (1.0)."),
     method_option: list[str] = typer.Option([], "--method-option", "-o", help="Any other method "
@@ -100,9 +112,10 @@ def train(
              "adv_norm": adv_norm, "adv_eps": adv_eps, "roast_lambda": roast_lambda, "roast_alpha": roast_alpha,
              "roast_beta": roast_beta, "rift_w_kl": rift_w_kl, "rift_w_mi": rift_w_mi,
              "augment_recipe": augment_recipe, "augment_every": augment_every, "clean_epochs": clean_epochs,
-             "augment_sample": augment_sample, "augment_weight": augment_weight}
+             "augment_sample": _rows_or_share(augment_sample), "augment_weight": augment_weight}
     options = {**{k: v for k, v in flags.items() if v is not None}, **parse_method_options(method_option)}
-    result = run_training(data, out_dir=out, model=model, eval_data=eval_data, method=method,
+    result = run_training(data, out_dir=out, model=model, eval_data=eval_data,
+                          method=None if preset and method == "standard" else method, preset=preset,
                           method_options=options, epochs=epochs,
                           learning_rate=lr, batch_size=batch_size, max_length=max_length, seed=seed,
                           early_stopping=early_stopping, max_train_rows=max_train_rows, text_column=text_column,
@@ -115,3 +128,8 @@ def train(
     typer.echo(f"best epoch {best.get('epoch')}: eval accuracy {best.get('accuracy', float('nan')):.4f}, "
                f"macro-F1 {best.get('macro_f1', float('nan')):.4f} ({result.train_seconds:.0f} s)")
     typer.echo(f"model saved to {result.model_dir}")
+
+
+def _rows_or_share(value: float | None) -> int | float | None:
+    """``--augment-sample``: a whole number of rows, or a share of the rows below 1."""
+    return int(value) if value is not None and value >= 1 else value

@@ -13,6 +13,8 @@ On the command line: ``--defense NAME --defense-option KEY=VALUE`` (repeatable).
 - ``tta``: mean over typo-repaired, synonym-canonicalised and synonym-swapped copies, optionally only for
   uncertain inputs.
 - ``mix``: mix a standard and a robust model, with a fixed weight or a small detector (adaptive smoothing).
+- ``rewrite``: one pass on the input with typos repaired and rare synonyms canonicalised (the defence the
+  ``robust`` training preset stores with its model, so that predict, evaluate, attack and serve use it).
 """
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ from typing import Any
 from textarmor.defenses.base import DefendedClassifier, Defense, text_rng
 from textarmor.defenses.certify import certified_radius, clopper_pearson_lower, mask_delta, summarize_certificates
 from textarmor.defenses.mix import Mix, MixDetector
+from textarmor.defenses.rewrite import Rewrite, Rewriter
 from textarmor.defenses.smooth import Certificate, Smooth
 from textarmor.defenses.tta import TTA
 from textarmor.errors import ParameterError
 
-DEFENSES: dict[str, type[Defense]] = {"smooth": Smooth, "tta": TTA, "mix": Mix}
+DEFENSES: dict[str, type[Defense]] = {"smooth": Smooth, "tta": TTA, "mix": Mix, "rewrite": Rewrite}
 
 
 def make_defense(name: str, **options: Any) -> Defense:
@@ -51,6 +54,29 @@ def defend(classifier, defense: str | Defense, *, cache_size: int = 0, **options
     else:
         built = make_defense(defense, **options)
     return DefendedClassifier(classifier, built, cache_size=cache_size)
+
+
+def load_stored_defense(base, *, cache_size: int = 0) -> DefendedClassifier:
+    """``base`` behind the defence its ``textarmor.json`` stores (``{"name", "options"}``). The stored
+    temperature and conformal scores were fitted on the defended scores, so they move to the defended model and
+    the base model scores raw."""
+    from dataclasses import replace
+
+    stored = dict(base.config.defense)
+    name, options = stored.get("name"), stored.get("options") or {}
+    if name not in DEFENSES or not isinstance(options, dict):
+        raise ParameterError(f"textarmor.json stores the defence {stored!r}, which this textarmor cannot build "
+                             f"(defences: {sorted(DEFENSES)}); load the model with defense='none' (--defense none) "
+                             "or upgrade textarmor.")
+    built = make_defense(name, **options)
+    defended_config = base.config
+    base.config = replace(base.config, temperature=1.0, conformal={}, defense={})
+    return DefendedClassifier(base, built, cache_size=cache_size, config=defended_config)
+
+
+def stored_defense(defense: Defense) -> dict[str, Any]:
+    """What ``textarmor.json`` stores for ``defense``: its name and options."""
+    return {"name": defense.name, "options": defense.options()}
 
 
 def defense_metrics(defended: DefendedClassifier, texts, text_pairs, predicted, labels) -> dict[str, Any]:
@@ -119,6 +145,7 @@ def _looks_numeric(raw: str) -> bool:
     return True
 
 
-__all__ = ["DEFENSES", "Certificate", "DefendedClassifier", "Defense", "Mix", "MixDetector", "Smooth", "TTA",
+__all__ = ["DEFENSES", "Certificate", "DefendedClassifier", "Defense", "Mix", "MixDetector", "Rewrite", "Rewriter",
+           "Smooth", "TTA",
            "certified_radius", "clopper_pearson_lower", "defend", "defense_metrics", "make_defense", "mask_delta",
-           "parse_defense_options", "summarize_certificates", "text_rng"]
+           "load_stored_defense", "parse_defense_options", "stored_defense", "summarize_certificates", "text_rng"]

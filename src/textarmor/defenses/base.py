@@ -65,8 +65,9 @@ class DefendedClassifier(Classifier):
 
     ``logits`` are ``log`` of the defended probabilities, so ``predict_proba`` (softmax) returns them as they
     are while the temperature is 1. The defended model has its own ``config``: labels, threshold and abstain
-    label come from the base model's; the temperature starts at 1 and the conformal scores empty, because the
-    base model's were fitted to other scores (fit them anew on the defended scores, e.g. with
+    label come from the base model's; the temperature starts at 1 and the conformal scores empty (unless
+    ``config`` is given, as for a defence stored with the model), because the base model's were fitted to other
+    scores (fit them anew on the defended scores, e.g. with
     :func:`textarmor.evaluation.calibration.fit_temperature` on ``defended.logits(...)``). Copies are scored
     by ``base`` with its own temperature. ``cache_size`` caches defended scores (attacks repeat texts).
 
@@ -74,13 +75,15 @@ class DefendedClassifier(Classifier):
     ``forward_passes`` (base-model inputs those cost, before the base model's own cache).
     """
 
-    def __init__(self, base: Classifier, defense: Defense, *, cache_size: int = 0):
+    def __init__(self, base: Classifier, defense: Defense, *, cache_size: int = 0, config=None):
         if base.default_function != "softmax":
             raise ParameterError("Defences combine class probabilities of single-label models; this model is "
                                  "multi-label (sigmoid scores). Use it without --defense.")
         self.base, self.defense = base, defense
         self.tokenizer, self.model_config, self.labels = base.tokenizer, base.model_config, base.labels
-        self.config = replace(base.config, temperature=1.0, conformal={}, robustness={})
+        # A defence stored with the model was calibrated as a whole: ``config`` then carries its temperature.
+        self.config = config if config is not None else replace(base.config, temperature=1.0, conformal={},
+                                                                robustness={})
         self.backend, self.max_length = base.backend, base.max_length
         self.max_tokens_per_batch, self.max_batch_size = base.max_tokens_per_batch, base.max_batch_size
         self.tokenize_chunk, self.tokenize_chunk_chars = base.tokenize_chunk, base.tokenize_chunk_chars

@@ -5,21 +5,9 @@ Words of fewer than ``min_length`` letters, words with non-letters, and words wi
 they are. Capitalisation of the first letter is kept."""
 from __future__ import annotations
 
-import string
+from textarmor.attacks.text import AttackedText, edits1, split_words
 
-from textarmor.attacks.text import AttackedText, split_words
-
-_LETTERS = string.ascii_lowercase
-
-
-def edits1(word: str) -> set[str]:
-    """Every string one letter edit away from ``word``."""
-    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    deletes = [a + b[1:] for a, b in splits if b]
-    transposes = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
-    replaces = [a + c + b[1:] for a, b in splits if b for c in _LETTERS]
-    inserts = [a + c + b for a, b in splits for c in _LETTERS]
-    return set(deletes + transposes + replaces + inserts)
+__all__ = ["TypoRepair", "edits1"]
 
 
 class TypoRepair:

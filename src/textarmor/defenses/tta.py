@@ -20,9 +20,8 @@ import numpy as np
 from textarmor.attacks.text import split_words
 from textarmor.classifier import Classifier
 from textarmor.defenses.base import Defense, text_rng
-from textarmor.defenses.canonical import SynonymCanonicaliser
 from textarmor.defenses.perturb import Synonyms, swap_synonyms
-from textarmor.defenses.repair import TypoRepair
+from textarmor.defenses.rewrite import Rewriter
 from textarmor.errors import ParameterError
 
 AUGMENTATIONS = ("repair", "canonical", "synonyms")
@@ -79,21 +78,21 @@ class TTA(Defense):
         self.n, self.rate, self.include_original = n, rate, include_original
         self.entropy_threshold, self.vocab_size, self.seed = entropy_threshold, vocab_size, seed
         self.canonical_rank, self.change_threshold = canonical_rank, change_threshold
-        self._repair = TypoRepair(vocab_size) if "repair" in chosen else None
         self._synonyms = Synonyms() if "synonyms" in chosen or "canonical" in chosen else None
-        self._canonical = (SynonymCanonicaliser(canonical_rank, synonyms=self._synonyms)
-                           if "canonical" in chosen else None)
+        self._rewriter = Rewriter("repair" in chosen, "canonical" in chosen, vocab_size, canonical_rank,
+                                  synonyms=self._synonyms)
+        self._canonical = Rewriter(False, True, vocab_size, canonical_rank, synonyms=self._synonyms) \
+            if "canonical" in chosen else None
         self._swap = "synonyms" in chosen
 
     def _rewrite(self, text: str) -> str:
         """The repaired, then canonicalised copy (``text`` itself when neither augmentation is on)."""
-        base = self._repair(text) if self._repair is not None else text
-        return self._canonical(base) if self._canonical is not None else base
+        return self._rewriter(text)
 
     def _augment(self, text: str, pair: str | None) -> list[str]:
         base = self._rewrite(text)
         out = [text] if self.include_original else []
-        if self._repair is not None or self._canonical is not None:
+        if self._rewriter.active:
             out.append(base)
         if self._swap:
             from textarmor.attacks.resources import stop_words

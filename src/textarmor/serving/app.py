@@ -69,14 +69,14 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
             raise ParameterError(f"{name} must be a positive integer, got {value!r}.")
     if max_wait_ms < 0:
         raise ParameterError(f"max_wait_ms must be >= 0, got {max_wait_ms!r}.")
-    if defense is not None:
+    if defense is not None and defense != "none":
         from textarmor.defenses import make_defense
 
         if not hasattr(defense, "scores"):  # a name: check it and its options now, not at startup
             defense = make_defense(defense, **(defense_options or {}))
     if isinstance(classifier_or_model_dir, Classifier):
         preloaded = classifier_or_model_dir
-        if defense is not None:
+        if defense is not None and defense != "none":
             from textarmor.defenses import defend
 
             preloaded = defend(preloaded, defense)
@@ -96,6 +96,8 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     async def lifespan(app: FastAPI):
         clf = await asyncio.to_thread(load)
         app.state.classifier = clf
+        if hasattr(clf, "defense"):  # given here or stored with the model: /health says which one answers
+            app.state.info["defense"] = clf.defense.describe()
         # Token counts (batch budget, truncation check) are taken on the event loop with its own tokenizer
         # copy: fast tokenizers fail when used concurrently with different truncation settings.
         tokenizer = app.state.length_tokenizer = copy.deepcopy(clf.tokenizer)
@@ -118,7 +120,7 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     app.state.explain_lock = asyncio.Lock()
     app.state.metrics = ServerMetrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
     app.state.info = {"model": model_name, "batching": batching, "max_inputs": max_inputs, "max_chars": max_chars}
-    if defense is not None:
+    if defense is not None and defense != "none":
         app.state.info["defense"] = defense.describe()
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

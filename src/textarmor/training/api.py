@@ -88,8 +88,10 @@ def train(
     out_dir: str | os.PathLike,
     model: str = DEFAULT_MODEL,
     eval_data: str | os.PathLike | None = None,
-    method: str = "standard",
+    method: str | None = "standard",
     method_options: dict[str, Any] | None = None,
+    preset: str | None = None,
+    defense: dict[str, Any] | None = None,
     epochs: float = 3,
     learning_rate: float = 5e-5,
     batch_size: int = 32,
@@ -117,8 +119,16 @@ def train(
     ``early_stopping=N`` stops after N epochs without improvement. Extra keyword arguments go to
     ``transformers.TrainingArguments``.
 
-    ``method`` names the objective (``standard``, ``pgd``, ``freelb``, ``roast``, ``rift``, each optionally
-    ``+augment``; docs/methods.md) and ``method_options`` its hyperparameters. Under ``torchrun`` every rank
+    ``method`` names the objective (``standard``, ``pgd``, ``freelb``, ``roast``, ``rift``, ``ascc``, each
+    optionally ``+augment``; docs/methods.md) and ``method_options`` its hyperparameters. ``preset`` (e.g.
+    ``"robust"``, :data:`textarmor.training.presets.PRESETS`) sets method, options and ``defense`` together.
+    ``defense`` (``{"name": "rewrite", "options": {...}}``) is a rewrite the model is trained through and
+    ships with: the training and evaluation texts are rewritten, attack rounds of ``+augment`` query the
+    model behind it, and ``textarmor.json`` stores it, so loading the model applies it.
+
+    ``model`` may be a model directory trained before (continuing from a robust model onto new data): its
+    encoder is kept, and its classification head too when the labels are the same names in the same order;
+    other labels get a new head. Under ``torchrun`` every rank
     calls ``train`` (``batch_size`` is per process, so the global batch is ``batch_size * WORLD_SIZE``); rank 0
     writes the model directory and every rank returns once it is in place.
     """
@@ -147,13 +157,24 @@ def train(
         keep, held = train_test_split(range(train_set.num_rows), test_size=validation_split, random_state=seed,
                                       stratify=train_set["label"])
         train_set, eval_set = train_set.select(sorted(keep)), train_set.select(sorted(held))
+    if preset is not None:
+        from textarmor.training.presets import resolve_preset
+
+        if defense is not None:
+            raise ParameterError(f"--preset {preset} sets the defence; drop the defence argument.")
+        method, method_options, defense = resolve_preset(preset, method, method_options)
+    method = method or "standard"
+    rewrite, defend, stored = _training_defense(defense)
+    raw_texts = list(train_set["text"])  # attack rounds attack what users send; the defence rewrites it
+    if rewrite is not None:
+        train_set, eval_set = _rewritten(train_set, rewrite), _rewritten(eval_set, rewrite)
     objective = make_objective(method, **(method_options or {}))
     staging = _check_output(out_dir, overwrite, resume)
 
     set_seed(seed)
     tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
     net = load_model(model, num_labels=len(label_map), id2label=label_map.id2label,
-                     trust_remote_code=trust_remote_code)
+                     trust_remote_code=trust_remote_code, new_head_unless_same_labels=True)
     # Master weights in float32 whatever the checkpoint stores (transformers 5 loads a float16 or bfloat16
     # checkpoint in its own dtype); mixed precision comes from the Trainer's autocast.
     net = net.float()
@@ -165,9 +186,9 @@ def train(
         return enc
 
     objective.setup(TrainingContext(
-        model=net, tokenizer=tokenizer, texts=list(train_set["text"]), labels=list(train_set["label"]),
+        model=net, tokenizer=tokenizer, texts=raw_texts, labels=list(train_set["label"]),
         label_names=label_map.names, text_pair=text_pair_column is not None, max_length=max_length,
-        output_dir=staging, seed=seed))
+        output_dir=staging, seed=seed, rewrite=rewrite, defend=defend))
 
     remove = [c for c in train_set.column_names]
     train_tok = train_set.map(encode, batched=True, remove_columns=remove, desc="Tokenising train")
@@ -210,8 +231,8 @@ def train(
     if trainer.is_world_process_zero():
         _write_model_dir(trainer, objective, final, out_dir, best, seconds, timer, writer, config=dict(
             labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None,
-            max_length=max_length, training={
-                "method": method, "objective": objective.hyperparameters(), "epochs": epochs,
+            max_length=max_length, defense=stored, training={
+                "method": method, "preset": preset, "objective": objective.hyperparameters(), "epochs": epochs,
                 "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length, "seed": seed,
                 "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
                 "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train"}))
@@ -219,6 +240,32 @@ def train(
     trainer.accelerator.wait_for_everyone()
     return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds,
                        history=list(trainer.state.log_history), objective_report=objective.report())
+
+
+def _rewritten(dataset, rewrite):
+    """``dataset`` with its text columns rewritten (the defence's rewrite is pure Python over words)."""
+    for column in ("text", "text_pair"):
+        if column in dataset.column_names:
+            values = [rewrite(t) if isinstance(t, str) else t for t in dataset[column]]
+            dataset = dataset.remove_columns(column).add_column(column, values)
+    return dataset
+
+
+def _training_defense(defense: dict[str, Any] | None):
+    """``(rewrite, defend, stored)`` for a defence the model is trained through: the text rewrite, a function
+    putting a Classifier behind the defence, and what ``textarmor.json`` stores. All None/empty without one."""
+    if not defense:
+        return None, None, {}
+    from textarmor.defenses import DefendedClassifier, make_defense, stored_defense
+
+    if not isinstance(defense, dict) or "name" not in defense:
+        raise ParameterError(f"defense is {{'name': ..., 'options': {{...}}}}, got {defense!r}.")
+    built = make_defense(defense["name"], **(defense.get("options") or {}))
+    rewriter = getattr(built, "rewriter", None)
+    if rewriter is None:
+        raise ParameterError(f"A model can be trained through a rewrite defence (rewrite), not through "
+                             f"{defense['name']!r}; train without it and pass --defense at prediction time.")
+    return rewriter, (lambda classifier: DefendedClassifier(classifier, built)), stored_defense(built)
 
 
 def _attention_without_cudnn():

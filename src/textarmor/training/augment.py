@@ -2,8 +2,11 @@
 adversarial examples that succeed (adversarial learning in text space, as RADAR trains its detector
 against a rewriting adversary).
 
-Every ``every`` epochs, from epoch ``clean_epochs`` on, a random sample of ``sample`` training rows is
-attacked with the current model. Adversarial texts that the model now misclassifies join the training
+Every ``every`` epochs, from epoch ``clean_epochs`` on, a random sample of ``sample`` training rows (or that
+share of them, for a fraction) is attacked with the current model, the rows dealt in turn to each recipe of
+``recipe`` (comma-separated, e.g. ``pwws,adaptive``). When the training context holds a defence (the
+``robust`` preset's rewrite), the attacks query the model behind it and the examples found are rewritten
+before they are added, as the model will see them. Adversarial texts that the model now misclassifies join the training
 data with weight ``weight`` (alpha). The Trainer's dataloader and step count stay as they are: the added
 examples are mixed into the batches, on average B * P / N of them per batch of B (P added, N training
 rows), so each one is seen about once per epoch, as if it were part of the data; the loss becomes the
@@ -99,19 +102,21 @@ class AdversarialAugmentation(TrainerCallback):
     hold the same pool.
     """
 
-    def __init__(self, recipe: str | Attacker = "pwws", every: int = 1, clean_epochs: int = 1, sample: int = 512,
-                 weight: float = 1.0, attacker: Attacker | None = None):
-        for name, value, low in (("augment_every", every, 1), ("clean_epochs", clean_epochs, 0),
-                                 ("augment_sample", sample, 1)):
+    def __init__(self, recipe: str | Attacker = "pwws", every: int = 1, clean_epochs: int = 1,
+                 sample: int | float = 512, weight: float = 1.0, attacker: Attacker | None = None):
+        for name, value, low in (("augment_every", every, 1), ("clean_epochs", clean_epochs, 0)):
             if int(value) < low:
                 raise ParameterError(f"{name} must be at least {low}, got {value}.")
+        if not (isinstance(sample, int) and sample >= 1 or isinstance(sample, float) and 0.0 < sample < 1.0):
+            raise ParameterError(f"augment_sample is a number of rows (at least 1) or a share of the training rows "
+                                 f"in (0, 1), got {sample!r}.")
         if float(weight) <= 0:
             raise ParameterError(f"augment_weight must be positive, got {weight}.")
         self.recipe = attacker or recipe
         self.every, self.clean_epochs = int(every), int(clean_epochs)
-        self.sample, self.weight = int(sample), float(weight)
+        self.sample, self.weight = sample, float(weight)
         self.rounds: list[dict[str, Any]] = []
-        self._attacker: Attacker | None = None
+        self._attackers: list[Attacker] = []
         self._context: TrainingContext | None = None
         self._pool: list[dict[str, Any]] = []  # {"input_ids": [...], "label": int}
         self._order: list[int] = []
@@ -135,7 +140,8 @@ class AdversarialAugmentation(TrainerCallback):
         if context.text_pair:
             raise ParameterError("augment attacks single texts; it does not support --text-pair-column yet.")
         self._context = context
-        self._attacker = resolve_attacker(self.recipe)  # fail before training, not after the clean epochs
+        # fail before training, not after the clean epochs
+        self._attackers = [resolve_attacker(r) for r in _recipes(self.recipe)]
         self._rng = random.Random(context.seed)
 
     # -- rounds ------------------------------------------------------------------------------------
@@ -161,7 +167,7 @@ class AdversarialAugmentation(TrainerCallback):
         started = time.perf_counter()
         context = self._context
         sample = random.Random(args.seed * 1000 + epoch).sample(range(len(context.texts)),
-                                                               min(self.sample, len(context.texts)))
+                                                               self.rows_per_round(len(context.texts)))
         found = _gather(self._attack_share(model, sample[_rank()::_world()]))
         found.sort(key=lambda row: row["index"])
         records = [dict(row, epoch=epoch) for row in found]
@@ -173,35 +179,49 @@ class AdversarialAugmentation(TrainerCallback):
                             "pool": len(self._pool), "seconds": round(time.perf_counter() - started, 2)})
         logger.info("augment epoch %d: %d of %d attacked rows added", epoch, len(records), len(sample))
 
+    def rows_per_round(self, rows: int) -> int:
+        """Training rows attacked per round: ``sample`` rows, or that share of the training rows."""
+        wanted = self.sample if isinstance(self.sample, int) else max(1, round(self.sample * rows))
+        return min(wanted, rows)
+
     def _attack_share(self, model, indices: list[int]) -> list[dict[str, Any]]:
-        """Attack this rank's rows; keep texts that changed and that the current model misclassifies."""
+        """Attack this rank's rows, dealt in turn to each recipe; keep texts that changed and that the current
+        model misclassifies. With a defence in the training context the attacks query the model behind it."""
         from textarmor.classifier import Classifier
         from textarmor.model_dir import TextArmorConfig
 
         context = self._context
-        texts = [context.texts[i] for i in indices]
-        labels = [context.labels[i] for i in indices]
         classifier = Classifier(model, context.tokenizer, config=TextArmorConfig(labels=context.label_names),
                                 backend=LiveModelBackend(model), max_length=context.max_length)
+        if context.defend is not None:
+            classifier = context.defend(classifier)
         was_training = model.training
         model.eval()
+        found: list[dict[str, Any]] = []
         try:
-            adversarial = list(self._attacker(classifier, texts, labels)) if texts else []
-            if len(adversarial) != len(texts):
-                raise ParameterError(f"The augment attacker returned {len(adversarial)} results for {len(texts)} "
-                                     "texts; it must return one (text or None) per input.")
-            candidates = [(i, t) for i, t in enumerate(adversarial) if isinstance(t, str) and t and t != texts[i]]
-            predicted = classifier.predict_proba([t for _, t in candidates], calibrated=False).argmax(axis=1) \
-                if candidates else []
+            for turn, attacker in enumerate(self._attackers):
+                mine = indices[turn::len(self._attackers)]
+                texts = [context.texts[i] for i in mine]
+                labels = [context.labels[i] for i in mine]
+                adversarial = list(attacker(classifier, texts, labels)) if texts else []
+                if len(adversarial) != len(texts):
+                    raise ParameterError(f"The augment attacker returned {len(adversarial)} results for {len(texts)} "
+                                         "texts; it must return one (text or None) per input.")
+                candidates = [(i, t) for i, t in enumerate(adversarial) if isinstance(t, str) and t and t != texts[i]]
+                predicted = classifier.predict_proba([t for _, t in candidates], calibrated=False).argmax(axis=1) \
+                    if candidates else []
+                found += [{"index": mine[i], "label": labels[i], "original": texts[i], "text": text}
+                          for (i, text), pred in zip(candidates, predicted) if context.label_names[pred] != labels[i]]
         finally:
             model.train(was_training)
-        return [{"index": indices[i], "label": labels[i], "original": texts[i], "text": text}
-                for (i, text), pred in zip(candidates, predicted) if context.label_names[pred] != labels[i]]
+        return found
 
     def _add(self, texts: list[str], labels: list[str]) -> None:
         if not texts:
             return
         context = self._context
+        if context.rewrite is not None:  # the model learns from what it will be shown: the rewritten text
+            texts = [context.rewrite(t) for t in texts]
         encoded = context.tokenizer(texts, truncation=True, max_length=context.max_length)
         for ids, label in zip(encoded["input_ids"], labels):
             self._pool.append({"input_ids": ids, "label": context.label_names.index(label)})
@@ -284,6 +304,16 @@ class AugmentedObjective(Objective):
 
     def bind(self, backward, no_sync) -> None:
         self._base.bind(backward, no_sync)
+
+
+def _recipes(recipe: str | Attacker) -> list[str | Attacker]:
+    """``"pwws,adaptive"`` -> ``["pwws", "adaptive"]``; a callable attacker stays one."""
+    if callable(recipe):
+        return [recipe]
+    names = [r.strip() for r in str(recipe).split(",") if r.strip()]
+    if not names:
+        raise ParameterError(f"augment_recipe names one or more attack recipes (e.g. pwws,adaptive), got {recipe!r}.")
+    return names
 
 
 def _rank() -> int:

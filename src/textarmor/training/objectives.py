@@ -33,6 +33,10 @@ class TrainingContext:
     max_length: int = 128
     output_dir: Path | None = None  # the run's working directory (records go here)
     seed: int = 42
+    #: The rewrite the model is trained through (training texts are already rewritten); None: raw text.
+    rewrite: Callable[[str], str] | None = None
+    #: Puts a Classifier of the model being trained behind the defence it will ship with (for attack rounds).
+    defend: Callable[[Any], Any] | None = None
 
 
 class Objective:

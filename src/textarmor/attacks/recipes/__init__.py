@@ -7,6 +7,7 @@ search, and whose docstring cites its paper and lists where it departs from it.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from textarmor.attacks.attack import Attack
 from textarmor.attacks.constraints import MaxModificationRate, RepeatModification, StopwordModification
@@ -18,15 +19,19 @@ RECIPES: dict[str, str] = {
                    "(Gao et al. 2018)",
     "pwws": "WordNet synonyms ordered by probability-weighted word saliency (Ren et al. 2019)",
     "textfooler": "GloVe neighbours, antonyms removed, sentence similarity kept (Jin et al. 2020)",
+    "adaptive": "knows the defence: GloVe neighbours and real-word typos that the defence's rewrite does not undo",
     "typos": "random keyboard typos on a share of the words: natural noise, not adversarial",
     "charnoise": "random character insertions, deletions and substitutions: natural noise, not adversarial",
 }
 
 
-def build_recipe(name: str, **options) -> Attack:
-    """The :class:`Attack` of recipe ``name``; ``options`` go to that recipe's ``build``."""
+def build_recipe(name: str, *, defense=None, **options) -> Attack:
+    """The :class:`Attack` of recipe ``name``; ``options`` go to that recipe's ``build``. ``defense`` (the
+    attacked classifier's, if any) goes to recipes that adapt to it (``adaptive``) and is ignored by the others."""
     check_recipe(name)
     module = importlib.import_module(f"textarmor.attacks.recipes.{name}")
+    if "defense" in inspect.signature(module.build).parameters:
+        options["defense"] = defense
     return module.build(**options)
 
 

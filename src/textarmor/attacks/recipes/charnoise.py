@@ -12,7 +12,7 @@ from textarmor.attacks.search import RandomNoise
 from textarmor.attacks.transformations import CharacterNoise
 
 
-def build(*, rate: float = 0.05, max_modify_rate: float | None = 0.3, target: int | None = None,
+def build(*, rate: float = 0.05, max_modify_rate: float | None = None, target: int | None = None,
           stopwords: frozenset[str] | None = None) -> Attack:
     # Every word is offered to the noise (word rate 1); the per-character rate decides what changes.
     return Attack(goal_for(target), CharacterNoise(rate), common_constraints(max_modify_rate, stopwords),

@@ -8,8 +8,8 @@ Deviations from the paper:
 - Words are ranked by the score change when the word becomes ``[UNK]`` (TextAttack's choice), not by the
   paper's temporal/combined scores.
 - The paper bounds the number of edited words (a budget of 30 words on long texts); here the bound is the
-  character Levenshtein distance 30 (as TextAttack) plus the common maximum modification rate (default
-  0.3 of the words) and stop words are left untouched.
+  character Levenshtein distance 30 and stop words are left untouched (as TextAttack). ``max_modify_rate``
+  adds a bound on the share of words changed (none by default, as TextAttack).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from textarmor.attacks.transformations import (
 )
 
 
-def build(*, max_modify_rate: float | None = 0.3, max_edit_distance: int = 30, target: int | None = None,
+def build(*, max_modify_rate: float | None = None, max_edit_distance: int = 30, target: int | None = None,
           stopwords: frozenset[str] | None = None) -> Attack:
     transformation = Composite([NeighbouringCharacterSwap(), RandomCharacterSubstitution(),
                                 RandomCharacterDeletion(), RandomCharacterInsertion()])

@@ -8,8 +8,8 @@ Deviations from the paper:
 - Named-entity substitution (the paper swaps entities for same-type entities) is not done.
 - Synonyms are every single-word lemma of every WordNet synset of the word, without the paper's
   part-of-speech filtering (as TextAttack).
-- Added (common to all textarmor recipes): stop words untouched, at most ``max_modify_rate`` of the
-  words changed (default 0.3, the TextDefender benchmark's setting).
+- Stop words are untouched (as TextAttack); ``max_modify_rate`` optionally bounds the share of words
+  changed (none by default, as TextAttack; the TextDefender benchmark used 0.3).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from textarmor.attacks.search import GreedyWordSwapWIR
 from textarmor.attacks.transformations import WordNetSynonyms
 
 
-def build(*, max_modify_rate: float | None = 0.3, target: int | None = None,
+def build(*, max_modify_rate: float | None = None, target: int | None = None,
           stopwords: frozenset[str] | None = None) -> Attack:
     return Attack(goal_for(target), WordNetSynonyms(), common_constraints(max_modify_rate, stopwords),
                   GreedyWordSwapWIR("weighted-saliency"), name="pwws")

@@ -15,7 +15,7 @@ Deviations from the paper (and from TextAttack's ``TextFoolerJin2019``):
 - Part of speech: no tagger ships offline; a WordNet stand-in requires the new word to share a part of
   speech with the old one where WordNet knows both.
 - When several swaps succeed at one step, the highest-scoring one is kept, not the most similar.
-- Added (common): at most ``max_modify_rate`` of the words changed (default 0.3).
+- ``max_modify_rate`` optionally bounds the share of words changed (none by default, as TextAttack).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from textarmor.attacks.transformations import EmbeddingNeighbours
 SIMILARITY_THRESHOLD = 0.878  # cos(π × (1 − 0.840845)): the paper's USE angular threshold as a cosine
 
 
-def build(*, max_modify_rate: float | None = 0.3, target: int | None = None,
+def build(*, max_modify_rate: float | None = None, target: int | None = None,
           stopwords: frozenset[str] | None = None, similarity_threshold: float = SIMILARITY_THRESHOLD,
           encoder: str = "minilm-l6") -> Attack:
     constraints = common_constraints(max_modify_rate, stopwords) + [

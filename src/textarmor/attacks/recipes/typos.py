@@ -12,7 +12,7 @@ from textarmor.attacks.search import RandomNoise
 from textarmor.attacks.transformations import KeyboardTypo
 
 
-def build(*, rate: float = 0.1, max_modify_rate: float | None = 0.3, target: int | None = None,
+def build(*, rate: float = 0.1, max_modify_rate: float | None = None, target: int | None = None,
           stopwords: frozenset[str] | None = None) -> Attack:
     return Attack(goal_for(target), KeyboardTypo(), common_constraints(max_modify_rate, stopwords),
                   RandomNoise(rate), name="typos")
