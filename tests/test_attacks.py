@@ -277,7 +277,7 @@ def test_attack_help_has_examples(capsys):
 
 
 @pytest.mark.parametrize("case,pattern", [
-    ("unknown_recipe", "deepwordbug, pwws, textfooler, typos, charnoise"),
+    ("unknown_recipe", "deepwordbug, pwws, textfooler, adaptive, typos, charnoise"),
     ("n_too_large", "at most 4"),
     ("empty_texts", "no usable rows"),
     ("resume_without_out", "--out"),

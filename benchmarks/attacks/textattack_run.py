@@ -5,6 +5,10 @@ Settings matched to textarmor's recipes: the recipe's own constraints (plus MaxM
 words are NLTK's "english" list, which the Makefile writes from scikit-learn's list (textarmor's list).
     NLTK_DATA=... .venv-textattack/bin/python benchmarks/attacks/textattack_run.py MODEL DATA RECIPE N [--log F]
 
+A model directory that stores a rewrite defence (``textarmor train --preset robust``) is attacked behind it:
+every text TextAttack queries is rewritten by textarmor's rewrite before the model sees it, as textarmor's
+own attacks do (``--no-defense`` attacks the bare model). textarmor must be importable (``PYTHONPATH=src``).
+
 ``--log F`` appends one JSON line per example as TextAttack finishes it (status, queries, words changed,
 elapsed seconds), so a run stopped early still counts: ``--row-from-log F`` prints the row of the examples
 that finished, with TextAttack's metric definitions (skipped excluded from the success rate and the
@@ -17,6 +21,7 @@ import json
 import math
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 import textattack
 from textattack.attack_recipes import DeepWordBugGao2018, PWWSRen2019
@@ -58,6 +63,8 @@ def main() -> None:
     parser.add_argument("--log", default=None, help="Append one JSON line per finished example to this file.")
     parser.add_argument("--max-modify-rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-defense", action="store_true", help="Attack the bare model, not the defence the "
+                                                                    "model directory stores.")
     parser.add_argument("--max-length", type=int, default=None,
                         help="Set the tokenizer's model_max_length. TextAttack's HuggingFaceModelWrapper pads "
                              "EVERY input to it (512 for MiniLM by default); 128 covers all SST-2 dev texts.")
@@ -72,7 +79,9 @@ def main() -> None:
         rows = [json.loads(line) for line in lines][: args.n]
     dataset = textattack.datasets.Dataset([(r["text"], label2id[r["label"]]) for r in rows])
 
-    wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer)
+    rewrite = None if args.no_defense else stored_rewrite(args.model_dir)
+    wrapper = (DefendedModelWrapper(model, tokenizer, rewrite) if rewrite is not None
+               else textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer))
     recipe = RECIPES[args.recipe].build(wrapper)
     constraints = recipe.pre_transformation_constraints + recipe.constraints
     extra = [MaxModificationRate(args.max_modify_rate)] if args.max_modify_rate is not None else []
@@ -105,8 +114,34 @@ def main() -> None:
         "perturbed_word_pct": _num(words["avg_word_perturbed_perc"]),
         "avg_queries": _num(queries["avg_num_queries"]),
         "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "examples_per_s": round(len(results) / wall, 4),
-        "device": "cpu",
+        "device": "cpu", "defense": "none" if rewrite is None else "rewrite (stored)",
     }))
+
+
+class DefendedModelWrapper(textattack.models.wrappers.HuggingFaceModelWrapper):
+    """The model behind its stored rewrite: TextAttack queries the whole defended system."""
+
+    def __init__(self, model, tokenizer, rewrite):
+        super().__init__(model, tokenizer)
+        self.rewrite = rewrite
+
+    def __call__(self, text_input_list):
+        return super().__call__([self.rewrite(t) for t in text_input_list])
+
+
+def stored_rewrite(model_dir: str):
+    """The rewrite of the defence ``textarmor.json`` stores, or None (no defence stored)."""
+    path = Path(model_dir) / "textarmor.json"
+    stored = json.loads(path.read_text()).get("defense") if path.exists() else None
+    if not stored:
+        return None
+    from textarmor.defenses import make_defense
+
+    rewriter = getattr(make_defense(stored["name"], **stored.get("options", {})), "rewriter", None)
+    if rewriter is None:
+        raise SystemExit(f"{model_dir} stores the defence {stored['name']!r}, which has no text rewrite to put in "
+                         "front of TextAttack's model wrapper; pass --no-defense to attack the bare model.")
+    return rewriter
 
 
 def row_from_log(path: str, recipe: str, tool: str) -> dict:

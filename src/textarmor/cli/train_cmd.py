@@ -104,6 +104,8 @@ def train(
                                                    "of added examples (1.0)."),
     method_option: list[str] = typer.Option([], "--method-option", "-o", help="Any other method "
                                             "hyperparameter as KEY=VALUE, repeatable (e.g. -o fisher_batches=64)."),
+    defense_option: list[str] = typer.Option([], "--defense-option", help="With --preset: an option of the "
+                                             "defence it stores, as KEY=VALUE (e.g. canonical_rank=0)."),
 ) -> None:
     from textarmor.training import train as run_training
     from textarmor.training.trainer import end_process_group
@@ -116,6 +118,7 @@ def train(
     options = {**{k: v for k, v in flags.items() if v is not None}, **parse_method_options(method_option)}
     result = run_training(data, out_dir=out, model=model, eval_data=eval_data,
                           method=None if preset and method == "standard" else method, preset=preset,
+                          defense_options=_preset_defense_options(preset, defense_option),
                           method_options=options, epochs=epochs,
                           learning_rate=lr, batch_size=batch_size, max_length=max_length, seed=seed,
                           early_stopping=early_stopping, max_train_rows=max_train_rows, text_column=text_column,
@@ -133,3 +136,16 @@ def train(
 def _rows_or_share(value: float | None) -> int | float | None:
     """``--augment-sample``: a whole number of rows, or a share of the rows below 1."""
     return int(value) if value is not None and value >= 1 else value
+
+
+def _preset_defense_options(preset: str | None, items: list[str]) -> dict | None:
+    """``--defense-option KEY=VALUE`` items, typed against the preset's stored defence."""
+    if not items:
+        return None
+    from textarmor.defenses import parse_defense_options
+    from textarmor.errors import ParameterError
+    from textarmor.training.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise ParameterError("--defense-option needs --preset (the defence it stores is what the options change).")
+    return parse_defense_options(PRESETS[preset].defense["name"], items)

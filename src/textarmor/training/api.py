@@ -92,6 +92,7 @@ def train(
     method_options: dict[str, Any] | None = None,
     preset: str | None = None,
     defense: dict[str, Any] | None = None,
+    defense_options: dict[str, Any] | None = None,
     epochs: float = 3,
     learning_rate: float = 5e-5,
     batch_size: int = 32,
@@ -124,7 +125,8 @@ def train(
     ``"robust"``, :data:`textarmor.training.presets.PRESETS`) sets method, options and ``defense`` together.
     ``defense`` (``{"name": "rewrite", "options": {...}}``) is a rewrite the model is trained through and
     ships with: the training and evaluation texts are rewritten, attack rounds of ``+augment`` query the
-    model behind it, and ``textarmor.json`` stores it, so loading the model applies it.
+    model behind it, and ``textarmor.json`` stores it, so loading the model applies it. ``defense_options``
+    override the options of that defence (the preset's, for instance) one by one.
 
     ``model`` may be a model directory trained before (continuing from a robust model onto new data): its
     encoder is kept, and its classification head too when the labels are the same names in the same order;
@@ -164,6 +166,10 @@ def train(
             raise ParameterError(f"--preset {preset} sets the defence; drop the defence argument.")
         method, method_options, defense = resolve_preset(preset, method, method_options)
     method = method or "standard"
+    if defense_options:
+        if not defense:
+            raise ParameterError("defense_options need a defence to apply to (a preset that stores one, or defense=).")
+        defense = {**defense, "options": {**(defense.get("options") or {}), **defense_options}}
     rewrite, defend, stored = _training_defense(defense)
     raw_texts = list(train_set["text"])  # attack rounds attack what users send; the defence rewrites it
     if rewrite is not None:
