@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"robustness_{name}", ROOT / "benchmarks" / "robustness" / f"{name}.py")
+    path = ROOT / "benchmarks" / "robustness" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"robustness_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
