@@ -44,7 +44,7 @@ RECIPES = ("pwws", "textfooler", "deepwordbug", "adaptive")
 #: Variants of the robust preset compared on the SST-2 selection split: overrides of its method and defence options.
 VARIANTS: dict[str, dict] = {
     "a": {},
-    "b": {"defense_options": {"canonical_rank": 0}},
+    "b": {"defense_options": {"canonical_rank": 5000}},
     "c": {"method_options": {"augment_sample": 0.12}},
 }
 #: Training settings per backbone (the same for standard and preset: same data, same epochs).

@@ -54,15 +54,23 @@ def _wordnet_dir() -> Path:
     target = cache_dir() / "nltk_data" / "corpora" / "wordnet"
     if (target / "lexnames").exists():
         return target
-    target.mkdir(parents=True, exist_ok=True)
+    # Built in a folder of this process's own and renamed into place, so that processes starting together never
+    # read files another one is still copying.
+    building = target.with_name(f"wordnet.{os.getpid()}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
     for source in WORDNET_SYSTEM_DIR.iterdir():
         # Copies, not links: NLTK refuses files whose resolved path leaves its data folder.
         if source.is_file():
-            shutil.copyfile(source, target / source.name)
+            shutil.copyfile(source, building / source.name)
     lines = [f"{i:02d}\t{name}\t{_POS_CODE[name.split('.')[0]]}" for i, name in enumerate(_LEXNAMES)]
-    tmp = target / "lexnames.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(target / "lexnames")  # written last and atomically: its presence marks a complete folder
+    (building / "lexnames").write_text("\n".join(lines) + "\n")
+    if target.exists() and not (target / "lexnames").exists():
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete folder left by an older textarmor
+    try:
+        building.rename(target)
+    except OSError:  # another process put a complete folder there first
+        shutil.rmtree(building, ignore_errors=True)
     return target
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ class SynonymTable:
         logger.info("building the WordNet synonym table of a %d-token vocabulary (once)", len(tokenizer))
         table = cls.build(tokenizer, width)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # one per process: runs may build it at once
         np.savez_compressed(tmp, ids=table.ids, valid=table.valid)
         tmp.replace(path)  # atomic: a half-written table is never read
         return table
