@@ -83,10 +83,12 @@ def test_summary_rows_misses_and_transfer(tmp_path):
         _train(tmp_path, name, preset=None if name.endswith("standard") else "robust")
         _scores(tmp_path, name, "report", 90.0, dict.fromkeys(run.RECIPES, attacks))
     table = summarize.rows(summarize.load(tmp_path), {"device": "test"}, [
-        {"name": "sst2-minilm-robust", "recipe": "pwws", "n": 20, "acc_under": 55.0}])
+        {"name": "sst2-minilm-robust", "recipe": "pwws", "n": 20, "acc_under": 55.0, "tool": "textattack 0.3.11"},
+        {"name": "sst2-minilm-robust", "recipe": "pwws", "n": 20, "acc_under": 54.0, "tool": "textarmor"}])
     robust = next(r for r in table if r["dataset"] == "sst2" and r["role"] == "robust")
     assert robust["robust_acc"] == 15.0 and robust["epoch_time_ratio"] == 3.0
     assert robust["textattack_acc_under"] == {"pwws": 55.0, "deepwordbug": None}
+    assert robust["textarmor_cpu_acc_under"]["pwws"] == 54.0
     misses = {(m["cell"], m["what"]): m["short_by"] for m in summarize.goal(table)}
     assert misses[("sst2/minilm-l6", "acc_under.adaptive")] == 35.0
     assert misses[("sst2/minilm-l6", "clean_acc")] == pytest.approx(0.5)

@@ -50,6 +50,7 @@ def main() -> None:
         "examples_per_s": s["examples_per_second"],
         "device": device, "model_calls": report.settings["model_calls"], "concurrency": args.concurrency,
         "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # the host is shared: 1-min load
+        "defense": clf.defense.name + " (stored)" if hasattr(clf, "defense") else "none",
     }))
 
 

@@ -39,7 +39,9 @@ def rows(results: list[dict], plan: dict, textattack: list[dict]) -> list[dict]:
         measured = [v for v in acc_under.values() if v is not None]
         dataset, backbone, role = name.split("-", 2)
         standard = trains.get(f"{dataset}-{backbone}-standard")
-        ta = {r["recipe"]: r["acc_under"] for r in textattack if r["name"] == name}
+        ta = {r["recipe"]: r["acc_under"] for r in textattack
+              if r["name"] == name and r["tool"].startswith("textattack")}
+        same = {r["recipe"]: r["acc_under"] for r in textattack if r["name"] == name and r["tool"] == "textarmor"}
         out.append({
             "dataset": dataset, "backbone": train["backbone"], "role": role,
             "preset": train.get("preset"), "method": train["method"],
@@ -53,6 +55,8 @@ def rows(results: list[dict], plan: dict, textattack: list[dict]) -> list[dict]:
             "seconds_per_epoch": train["seconds_per_epoch"],
             "textattack_acc_under": {"pwws": ta.get("pwws"), "deepwordbug": ta.get("deepwordbug")},
             "textattack_n": max((r["n"] for r in textattack if r["name"] == name), default=None),
+            # textarmor on the same sentences and CPU as TextAttack, for the comparison
+            "textarmor_cpu_acc_under": {"pwws": same.get("pwws"), "deepwordbug": same.get("deepwordbug")},
             "train_rows": train["train_rows"], "train_data": Path(train["train_data"]).name,
             "epochs": train["settings"].get("epochs"), "objective": train["objective"],
             "model_init": "the SST-2 robust model" if role.endswith("transfer") else "the pre-trained encoder",
