@@ -15,6 +15,7 @@ from typing import Any
 from textarmor.errors import ModelReferenceError
 
 CONFIG_NAME = "textarmor.json"
+ONNX_FILE = "model.onnx"  # what `textarmor export` writes, and Optimum's default file name
 FORMAT_VERSION = 1
 
 
@@ -57,14 +58,16 @@ class TextArmorConfig:
         return path
 
 
-def check_safetensors_dir(model_dir: str | os.PathLike) -> Path:
-    """The folder, if it exists and holds safetensors weights; serving and packaging refuse anything else
-    (pickled weights can run code when loaded)."""
+def check_model_dir(model_dir: str | os.PathLike) -> Path:
+    """The folder, if it exists and holds safetensors weights or an ONNX export (``model.onnx``); serving and
+    packaging refuse anything else (pickled weights can run code when loaded)."""
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelReferenceError(f"Model directory '{path}' does not exist. Pass a folder written by "
-                                  "`textarmor train` (config.json, model.safetensors, tokenizer files).")
-    if not any(path.glob("*.safetensors")):
-        raise ModelReferenceError(f"'{path}' has no .safetensors weights; textarmor serves and packages "
-                                  "safetensors only. Convert with model.save_pretrained(dir, safe_serialization=True).")
+                                  "`textarmor train` (config.json, model.safetensors, tokenizer files) or "
+                                  "`textarmor export` (model.onnx).")
+    if not any(path.glob("*.safetensors")) and not (path / ONNX_FILE).is_file():
+        raise ModelReferenceError(f"'{path}' has no .safetensors weights nor model.onnx; textarmor serves and "
+                                  "packages safetensors and ONNX exports only. Convert with "
+                                  "model.save_pretrained(dir, safe_serialization=True).")
     return path

@@ -2,6 +2,8 @@
 
 A reference is a local folder, a bundled alias (:data:`ALIASES`) or a Hugging Face hub id. Weights load
 from safetensors only, and remote code runs only when the caller passes ``trust_remote_code=True``.
+A hub repository holding ``textarmor.json`` is a textarmor model: :func:`resolve_model_dir` fetches it with
+huggingface_hub, so it loads with its calibration, threshold and abstain label, as a local folder does.
 """
 from __future__ import annotations
 
@@ -106,6 +108,34 @@ def resolve_model_path(reference: str | os.PathLike) -> str:
         raise ModelReferenceError(f"Model folder '{local}' does not exist. Pass a model directory, a bundled alias "
                                   f"({', '.join(ALIASES)}) or a hub id such as 'org/name'.")
     return ref
+
+
+# What a textarmor model on the Hub is made of (a packaged repository also holds handler.py, a wheel, ...).
+HUB_MODEL_FILES = ["config.json", "textarmor.json", "metrics.json", "*.safetensors", "model.safetensors.index.json",
+                   "model.onnx", "model.onnx_data", "model.onnx.data", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
+                   "sentencepiece.bpe.model", "spm.model", "spiece.model", "tokenizer.model"]
+
+
+def resolve_model_dir(reference: str | os.PathLike, *, revision: str | None = None) -> str:
+    """Like :func:`resolve_model_path`, and a hub id whose repository holds ``textarmor.json`` becomes the local
+    snapshot of its model files (huggingface_hub's cache; ``HF_HUB_OFFLINE=1`` uses what is cached). Other hub
+    ids are returned unchanged, for transformers to load as plain Hugging Face models."""
+    ref = resolve_model_path(reference)
+    if Path(ref).is_dir():
+        return ref
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
+
+    from textarmor.model_dir import CONFIG_NAME
+
+    try:
+        hf_hub_download(ref, CONFIG_NAME, revision=revision)
+    except (EntryNotFoundError, LocalEntryNotFoundError, HFValidationError):
+        return ref  # not a textarmor model, or not reachable: transformers says what is wrong
+    except OSError as exc:  # the repository is missing or private, or the network failed
+        raise _unknown_reference(ref, exc) from None
+    return snapshot_download(ref, revision=revision, allow_patterns=HUB_MODEL_FILES)
 
 
 def _unknown_reference(ref: str, cause: Exception) -> ModelReferenceError:

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textarmor.classifier import Classifier
 from textarmor.errors import ParameterError
-from textarmor.model_dir import check_safetensors_dir
+from textarmor.model_dir import check_model_dir
 from textarmor.serving.auth import require_api_key
 from textarmor.serving.batcher import MicroBatcher, QueueFull
 from textarmor.serving.metrics import ServerMetrics
@@ -52,7 +52,8 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
                api_key: str | None = None, cors_origins: list[str] | None = None, batching: bool = True,
                device: str | None = None, model_batch_tokens: int | None = None, defense=None,
                defense_options: dict | None = None) -> FastAPI:
-    """Build the server. A model directory is checked now and loaded once, at startup (``lifespan``).
+    """Build the server. A model directory (safetensors, or an ONNX export served by ONNX Runtime; a hub id
+    of a textarmor model is fetched first) is checked now and loaded once, at startup (``lifespan``).
 
     ``max_batch_tokens`` and ``max_wait_ms`` bound a merged batch; ``max_queue`` the requests that may wait
     (one more gets 429); ``max_inputs``/``max_chars`` one request (413); ``api_key`` enables bearer auth;
@@ -86,7 +87,9 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
 
         model_name = "classifier"
     else:
-        path = check_safetensors_dir(classifier_or_model_dir)
+        from textarmor.models import resolve_model_dir
+
+        path = check_model_dir(resolve_model_dir(classifier_or_model_dir))
         options = {"max_tokens_per_batch": model_batch_tokens} if model_batch_tokens else {}
         load = partial(Classifier.from_pretrained, path, device=device, defense=defense, **options)
         model_name = path.name
