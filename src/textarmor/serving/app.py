@@ -18,6 +18,7 @@ import os
 import time
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textarmor.classifier import Classifier
-from textarmor.errors import ParameterError
+from textarmor.errors import ModelReferenceError, ParameterError
 from textarmor.model_dir import check_model_dir
 from textarmor.serving.auth import require_api_key
 from textarmor.serving.batcher import MicroBatcher, QueueFull
@@ -89,10 +90,16 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     else:
         from textarmor.models import resolve_model_dir
 
-        path = check_model_dir(resolve_model_dir(classifier_or_model_dir))
+        resolved = Path(resolve_model_dir(classifier_or_model_dir))
+        if not resolved.exists():
+            raise ModelReferenceError(f"'{classifier_or_model_dir}' is neither a model folder nor a textarmor model "
+                                      "on the Hugging Face Hub (a repository with textarmor.json, reachable or "
+                                      "cached). Pass a folder written by `textarmor train` or `textarmor export`, "
+                                      "or the hub id of a packaged one.")
+        path = check_model_dir(resolved)
         options = {"max_tokens_per_batch": model_batch_tokens} if model_batch_tokens else {}
         load = partial(Classifier.from_pretrained, path, device=device, defense=defense, **options)
-        model_name = path.name
+        model_name = path.name if Path(classifier_or_model_dir).exists() else str(classifier_or_model_dir)  # hub id
     limits = Limits(max_inputs=max_inputs, max_chars=max_chars)
 
     @asynccontextmanager
