@@ -16,6 +16,13 @@ from textarmor.errors import ModelReferenceError
 
 CONFIG_NAME = "textarmor.json"
 ONNX_FILE = "model.onnx"  # what `textarmor export` writes, and Optimum's default file name
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "spiece.model",
+                   "tokenizer.model")
+# The files of a model folder (names or fnmatch patterns, top level only): what a package ships, and what
+# loading a textarmor model by hub id downloads.
+MODEL_FILES = ("config.json", CONFIG_NAME, "metrics.json", "*.safetensors", "model.safetensors.index.json",
+               ONNX_FILE, "model.onnx_data", "model.onnx.data") + TOKENIZER_FILES
 FORMAT_VERSION = 1
 
 

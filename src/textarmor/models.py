@@ -110,13 +110,6 @@ def resolve_model_path(reference: str | os.PathLike) -> str:
     return ref
 
 
-# What a textarmor model on the Hub is made of (a packaged repository also holds handler.py, a wheel, ...).
-HUB_MODEL_FILES = ["config.json", "textarmor.json", "metrics.json", "*.safetensors", "model.safetensors.index.json",
-                   "model.onnx", "model.onnx_data", "model.onnx.data", "tokenizer.json", "tokenizer_config.json",
-                   "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
-                   "sentencepiece.bpe.model", "spm.model", "spiece.model", "tokenizer.model"]
-
-
 def resolve_model_dir(reference: str | os.PathLike, *, revision: str | None = None) -> str:
     """Like :func:`resolve_model_path`, and a hub id whose repository holds ``textarmor.json`` becomes the local
     snapshot of its model files (huggingface_hub's cache; ``HF_HUB_OFFLINE=1`` uses what is cached). Other hub
@@ -127,7 +120,7 @@ def resolve_model_dir(reference: str | os.PathLike, *, revision: str | None = No
     from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 
-    from textarmor.model_dir import CONFIG_NAME
+    from textarmor.model_dir import CONFIG_NAME, MODEL_FILES
 
     try:
         hf_hub_download(ref, CONFIG_NAME, revision=revision)
@@ -135,7 +128,8 @@ def resolve_model_dir(reference: str | os.PathLike, *, revision: str | None = No
         return ref  # not a textarmor model, or not reachable: transformers says what is wrong
     except OSError as exc:  # the repository is missing or private, or the network failed
         raise _unknown_reference(ref, exc) from None
-    return snapshot_download(ref, revision=revision, allow_patterns=HUB_MODEL_FILES)
+    # The model's files only: a packaged repository also holds handler.py, a wheel, a Dockerfile.
+    return snapshot_download(ref, revision=revision, allow_patterns=list(MODEL_FILES))
 
 
 def _unknown_reference(ref: str, cause: Exception) -> ModelReferenceError:

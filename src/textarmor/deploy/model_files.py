@@ -17,18 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from textarmor.errors import ModelReferenceError
-from textarmor.model_dir import CONFIG_NAME, ONNX_FILE, TextArmorConfig, check_model_dir
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "spiece.model",
-                   "tokenizer.model")
-# Names, or fnmatch patterns, of the files a package carries from the model folder (top level only).
-ALLOWED = ("config.json", CONFIG_NAME, "metrics.json", "*.safetensors", "model.safetensors.index.json",
-           ONNX_FILE, "model.onnx_data", "model.onnx.data") + TOKENIZER_FILES
+from textarmor.model_dir import CONFIG_NAME, MODEL_FILES, ONNX_FILE, TextArmorConfig, check_model_dir
 
 
 def allowed(name: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in ALLOWED)
+    """Whether a package carries a model-folder entry of this name (:data:`textarmor.model_dir.MODEL_FILES`)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in MODEL_FILES)
 
 
 @dataclass
@@ -61,7 +55,11 @@ def collect_files(folder: Path) -> tuple[list[Path], list[str]]:
             left_out.append(entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else ""))
             continue
         if entry.is_symlink():
-            target = entry.resolve()
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):  # dangling, or a loop of links
+                raise ModelReferenceError(f"'{entry.name}' in '{folder}' is a link that leads nowhere. Replace it "
+                                          "with the file itself.") from None
             if not any(target == root or root in target.parents for root in roots):
                 raise ModelReferenceError(
                     f"'{entry.name}' in '{folder}' is a link to a file outside the model folder; a package never "

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textarmor.deploy.model_files import TOKENIZER_FILES
 from textarmor.errors import OutputExistsError, ParameterError
-from textarmor.model_dir import CONFIG_NAME, ONNX_FILE, TextArmorConfig
+from textarmor.model_dir import CONFIG_NAME, ONNX_FILE, TOKENIZER_FILES, TextArmorConfig
 
 QUANTIZATIONS = (None, "int8")
 _COPIED = ("config.json", CONFIG_NAME, "metrics.json") + TOKENIZER_FILES
