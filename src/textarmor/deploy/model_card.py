@@ -290,6 +290,8 @@ def _calibration_facts(config: TextArmorConfig) -> str:
         facts.append(f"abstain label `{markdown_text(config.abstain_label)}`")
     if config.conformal:
         facts.append("conformal scores")
+    if config.defense:
+        facts.append(f"the inference-time defence `{markdown_text(str(config.defense.get('name')))}`")
     return ", ".join(facts)
 
 
