@@ -362,3 +362,23 @@ def test_onnx_int8_export_packages_and_serves_through_handler(onnx_int8, tmp_pat
     with pytest.raises(ModelReferenceError, match="model.onnx"):
         package(truncated, target="hf-endpoint", out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_a_plain_pipeline_loads_the_package_but_not_its_calibration(model_dir, tmp_path):
+    """What the card warns about, checked: transformers' pipeline() reads the packaged folder, with raw scores."""
+    from transformers import pipeline
+
+    source = tmp_path / "calibrated"
+    shutil.copytree(model_dir, source)
+    config = TextArmorConfig.load(source)
+    config.temperature = 0.5
+    config.save(source)
+    out = package(source, target="hf-endpoint", out=tmp_path / "hf").out
+    text = "the film was great"
+    plain = pipeline("text-classification", model=str(out), device="cpu")([text], top_k=None)[0]
+    clf = Classifier.from_pretrained(out, device="cpu")
+    raw = Classifier.from_pretrained(out, device="cpu")
+    raw.config.temperature = 1.0
+    by_label = {d["label"]: d["score"] for d in plain}
+    assert by_label == pytest.approx(dict(zip(raw.labels, raw.predict_proba([text])[0].tolist())), rel=1e-5)
+    assert by_label != pytest.approx(dict(zip(clf.labels, clf.predict_proba([text])[0].tolist())), rel=1e-3)
