@@ -112,7 +112,7 @@ def _labels(folder: Path) -> list[str]:
 def _textarmor_config(folder: Path, labels: list[str]) -> TextArmorConfig | None:
     try:
         config = TextArmorConfig.load(folder)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # not JSON, or not an object of known fields
         raise ModelReferenceError(f"'{folder / CONFIG_NAME}' cannot be read ({type(exc).__name__}). Restore it "
                                   "from the training run, or remove it to ship the model without "
                                   "calibration.") from None
