@@ -91,9 +91,16 @@ def test_example_runs_end_to_end_at_toy_size(tmp_path, tiny_base):
     assert (out / "deploy" / f"{summary['robust']}-int8" / "model.onnx").exists()
     card = (out / "deploy" / "hf-endpoint" / "README.md").read_text()
     assert "refusal-detector" in card and "deepwordbug" in card
+    # What ships and serves is the ONNX int8 export, as the README says.
+    int8 = f"{summary['robust']}-int8"
+    assert "int8-static quantized ONNX export" in card
+    assert (out / "deploy" / "hf-endpoint" / "model.onnx").exists()
+    assert not list((out / "deploy" / "hf-endpoint").glob("*.safetensors"))
     assert (out / "deploy" / "hf-endpoint" / "handler.py").exists()
+    assert (out / "deploy" / "azureml" / "model" / "model.onnx").exists()
     assert (out / "deploy" / "azureml" / "code" / "score.py").exists()
     served = summary["served"]
+    assert served["health"]["model"] == int8
     assert len(served["hf_response"]) == 2
     # One ranked list per input; the stored threshold marks low-confidence predictions as uncertain.
     assert all(len(ranked) == 1 and ranked[0]["label"] in {"compliance", "refusal"} and "uncertain" in ranked[0]

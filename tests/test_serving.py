@@ -46,9 +46,46 @@ def test_predict_routes_answer_the_hugging_face_schema(http, clf):
         r = http.post(route, json={"inputs": "the film was great"})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert [d["label"] for d in body] == [d["label"] for d in expected] == ["positive"]
-        assert body[0]["score"] == pytest.approx(expected[0]["score"], rel=1e-5)
-        assert "uncertain" not in body[0]
+        # One list per input, a single string included: the Hugging Face Inference API's shape.
+        assert len(body) == 1 and [d["label"] for d in body[0]] == [d["label"] for d in expected] == ["positive"]
+        assert body[0][0]["score"] == pytest.approx(expected[0]["score"], rel=1e-5)
+        assert "uncertain" not in body[0][0]
+
+
+@pytest.fixture
+def loopback_client(monkeypatch):
+    """huggingface_hub's InferenceClient, allowed to call the local test server: the suite runs with
+    HF_HUB_OFFLINE=1, which makes the client refuse every URL (it talks to 127.0.0.1 only here)."""
+    import huggingface_hub.constants
+    from huggingface_hub import InferenceClient
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    return InferenceClient
+
+
+def test_huggingface_hub_inference_client_gets_every_label(server, clf, loopback_client):
+    """The official client, as users call it: it reads the first list of the answer (parse_obj_as_list(...)[0])."""
+    assert server.startswith("http://127.0.0.1:")
+    client = loopback_client(base_url=server)
+
+    text = "a tedious mess"
+    expected = clf.rank(clf.predict_proba([text]), top_k=None)[0]
+    answer = client.text_classification(text, top_k=2)
+    assert isinstance(answer, list) and len(answer) == 2
+    assert [(a.label, round(a.score, 5)) for a in answer] == [(e["label"], round(e["score"], 5)) for e in expected]
+    top = client.text_classification(text)
+    assert len(top) == 1 and top[0].label == expected[0]["label"]
+    logits = client.text_classification(text, top_k=2, function_to_apply="none")
+    assert logits[0].score == pytest.approx(float(clf.predict_proba([text], function_to_apply="none").max()), rel=1e-5)
+
+
+def test_inference_client_sends_the_api_key(clf, loopback_client):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with running(create_app(clf, api_key=KEY)) as url:
+        assert len(loopback_client(base_url=url, api_key=KEY).text_classification("great", top_k=2)) == 2
+        with pytest.raises(HfHubHTTPError, match="401"):
+            loopback_client(base_url=url, api_key="nope").text_classification("great")
 
 
 def test_list_input_gives_list_of_lists_and_parameters_apply(http, clf):
@@ -159,9 +196,25 @@ def test_refuses_model_dir_without_safetensors(tiny_trained, tmp_path):
         create_app(tmp_path / "missing")
 
 
+def test_serves_an_onnx_int8_export(tiny_trained, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from textarmor.deploy import export_onnx
+
+    exported = export_onnx(tiny_trained, tmp_path / "int8", quantize="int8")
+    direct = Classifier.from_pretrained(exported)
+    texts = ["the film was great", "a dull and tedious plot"]
+    expected = direct.rank(direct.predict_proba(texts), top_k=2)
+    with running(create_app(exported)) as url:
+        health = httpx.get(url + "/health", timeout=60).json()
+        answer = httpx.post(url + "/", json={"inputs": texts, "parameters": {"top_k": 2}}, timeout=60).json()
+    assert health["model"] == "int8" and set(health["labels"]) == {"positive", "negative"}
+    assert [[d["label"] for d in row] for row in answer] == [[d["label"] for d in row] for row in expected]
+    assert answer[1][0]["score"] == pytest.approx(expected[1][0]["score"], rel=1e-5)
+
+
 def test_model_dir_loads_at_startup(tiny_trained):
     with running(create_app(tiny_trained, device="cpu")) as url:
-        assert httpx.post(url + "/", json={"inputs": "great film"}, timeout=60).json()[0]["label"] == "positive"
+        assert httpx.post(url + "/", json={"inputs": "great film"}, timeout=60).json()[0][0]["label"] == "positive"
 
 
 def test_concurrent_batched_requests_equal_unbatched_answers_in_order(clf):
@@ -344,7 +397,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(clf):
         client.start()
         assert entered.wait(30)
     client.join(30)
-    assert result["response"].status_code == 200 and result["response"].json()[0]["label"] == "positive"
+    assert result["response"].status_code == 200 and result["response"].json()[0][0]["label"] == "positive"
 
 
 def test_serve_cli_takes_the_api_key_from_the_environment(monkeypatch, tiny_trained):

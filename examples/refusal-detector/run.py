@@ -13,8 +13,8 @@ Steps (each prints the `textarmor` command it runs; they run in this one process
  5. evaluate both on test: accuracy, per-class precision/recall/F1, coverage at the threshold, and the
     robustness report (DeepWordBug and PWWS on a sample, typos, anomaly detection against OOD texts);
  6. explain a few test refusals and a few adversarial examples;
- 7. export the robust model to ONNX int8 and evaluate it; package it for Hugging Face Inference Endpoints
-    and Azure ML; serve it and call it over HTTP; stop the server;
+ 7. export the robust model to ONNX int8 and evaluate it; package the int8 export for Hugging Face
+    Inference Endpoints and Azure ML; serve it and call it over HTTP; stop the server;
  8. write results.json and results.md (the tables the README shows) under --out.
 """
 from __future__ import annotations
@@ -333,10 +333,12 @@ def main(argv: list[str] | None = None) -> dict:
               "--calibration-rows", args.calibration_rows, "--out", onnx_dir, "--overwrite")
     textarmor("evaluate", onnx_dir, "--data", test, "--out", out / "eval" / f"{robust}-int8.json")
     int8 = json.loads((out / "eval" / f"{robust}-int8.json").read_text())
+    # The int8 export is what ships and serves: the fast CPU path, with the robust model's calibration.
     for target in ("hf-endpoint", "azureml"):
-        textarmor("package", compared[robust], "--target", target, "--out", out / "deploy" / target,
-                  "--name", "refusal-detector", "--example", "I'm sorry, but I can't help with that.", "--overwrite")
-    served = serve_and_call(compared[robust], refusals[:1] + ["Sure! Here is a simple recipe for banana bread."])
+        textarmor("package", onnx_dir, "--target", target, "--out", out / "deploy" / target,
+                  "--name", "refusal-detector", "--example", "I'm sorry, but I can't help with that.",
+                  "--language", "en", "--overwrite")
+    served = serve_and_call(onnx_dir, refusals[:1] + ["Sure! Here is a simple recipe for banana bread."])
     lap("export, package, serve")
 
     summary = {

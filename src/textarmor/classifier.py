@@ -227,11 +227,11 @@ class Classifier:
               dtype: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
               **kwargs) -> Classifier:
         """The model of a folder (or reference) alone, without any defence."""
-        from textarmor.models import load_model, load_tokenizer, resolve_model_path
+        from textarmor.models import load_model, load_tokenizer, resolve_model_dir
 
         if backend not in BACKENDS:
             raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}.")
-        path = resolve_model_path(model_dir)
+        path = resolve_model_dir(model_dir)  # a textarmor model on the Hub: its snapshot, textarmor.json included
         config = TextArmorConfig.load(path) if Path(path).is_dir() else None
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         if backend == "auto":

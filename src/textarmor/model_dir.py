@@ -15,6 +15,14 @@ from typing import Any
 from textarmor.errors import ModelReferenceError
 
 CONFIG_NAME = "textarmor.json"
+ONNX_FILE = "model.onnx"  # what `textarmor export` writes, and Optimum's default file name
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "spiece.model",
+                   "tokenizer.model")
+# The files of a model folder (names or fnmatch patterns, top level only): what a package ships, and what
+# loading a textarmor model by hub id downloads.
+MODEL_FILES = ("config.json", CONFIG_NAME, "metrics.json", "*.safetensors", "model.safetensors.index.json",
+               ONNX_FILE, "model.onnx_data", "model.onnx.data") + TOKENIZER_FILES
 FORMAT_VERSION = 1
 
 
@@ -57,14 +65,16 @@ class TextArmorConfig:
         return path
 
 
-def check_safetensors_dir(model_dir: str | os.PathLike) -> Path:
-    """The folder, if it exists and holds safetensors weights; serving and packaging refuse anything else
-    (pickled weights can run code when loaded)."""
+def check_model_dir(model_dir: str | os.PathLike) -> Path:
+    """The folder, if it exists and holds safetensors weights or an ONNX export (``model.onnx``); serving and
+    packaging refuse anything else (pickled weights can run code when loaded)."""
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelReferenceError(f"Model directory '{path}' does not exist. Pass a folder written by "
-                                  "`textarmor train` (config.json, model.safetensors, tokenizer files).")
-    if not any(path.glob("*.safetensors")):
-        raise ModelReferenceError(f"'{path}' has no .safetensors weights; textarmor serves and packages "
-                                  "safetensors only. Convert with model.save_pretrained(dir, safe_serialization=True).")
+                                  "`textarmor train` (config.json, model.safetensors, tokenizer files) or "
+                                  "`textarmor export` (model.onnx).")
+    if not any(path.glob("*.safetensors")) and not (path / ONNX_FILE).is_file():
+        raise ModelReferenceError(f"'{path}' has no .safetensors weights nor model.onnx; textarmor serves and "
+                                  "packages safetensors and ONNX exports only. Convert with "
+                                  "model.save_pretrained(dir, safe_serialization=True).")
     return path

@@ -2,6 +2,8 @@
 
 A reference is a local folder, a bundled alias (:data:`ALIASES`) or a Hugging Face hub id. Weights load
 from safetensors only, and remote code runs only when the caller passes ``trust_remote_code=True``.
+A hub repository holding ``textarmor.json`` is a textarmor model: :func:`resolve_model_dir` fetches it with
+huggingface_hub, so it loads with its calibration, threshold and abstain label, as a local folder does.
 """
 from __future__ import annotations
 
@@ -106,6 +108,28 @@ def resolve_model_path(reference: str | os.PathLike) -> str:
         raise ModelReferenceError(f"Model folder '{local}' does not exist. Pass a model directory, a bundled alias "
                                   f"({', '.join(ALIASES)}) or a hub id such as 'org/name'.")
     return ref
+
+
+def resolve_model_dir(reference: str | os.PathLike, *, revision: str | None = None) -> str:
+    """Like :func:`resolve_model_path`, and a hub id whose repository holds ``textarmor.json`` becomes the local
+    snapshot of its model files (huggingface_hub's cache; ``HF_HUB_OFFLINE=1`` uses what is cached). Other hub
+    ids are returned unchanged, for transformers to load as plain Hugging Face models."""
+    ref = resolve_model_path(reference)
+    if Path(ref).is_dir():
+        return ref
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
+
+    from textarmor.model_dir import CONFIG_NAME, MODEL_FILES
+
+    try:
+        hf_hub_download(ref, CONFIG_NAME, revision=revision)
+    except (EntryNotFoundError, LocalEntryNotFoundError, HFValidationError):
+        return ref  # not a textarmor model, or not reachable: transformers says what is wrong
+    except OSError as exc:  # the repository is missing or private, or the network failed
+        raise _unknown_reference(ref, exc) from None
+    # The model's files only: a packaged repository also holds handler.py, a wheel, a Dockerfile.
+    return snapshot_download(ref, revision=revision, allow_patterns=list(MODEL_FILES))
 
 
 def _unknown_reference(ref: str, cause: Exception) -> ModelReferenceError:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ONNX_FILE = "model.onnx"
+from textarmor.model_dir import ONNX_FILE
+
 BACKENDS = ("auto", "torch", "onnx")
 
 

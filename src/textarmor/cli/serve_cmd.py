@@ -10,7 +10,8 @@ from textarmor.cli.defense_flags import DEFENSE_HELP, OPTION_HELP, defense_kwarg
 
 @app.command("serve")
 def serve(
-    model_dir: Annotated[str, typer.Argument(help="Model directory with safetensors weights.")],
+    model_dir: Annotated[str, typer.Argument(help="Model directory (safetensors, or a `textarmor export` ONNX "
+                                                  "folder), or the hub id of a textarmor model.")],
     host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -36,12 +37,15 @@ def serve(
     defense: Annotated[str | None, typer.Option("--defense", help=DEFENSE_HELP)] = None,
     defense_option: Annotated[list[str] | None, typer.Option("--defense-option", help=OPTION_HELP)] = None,
 ) -> None:
-    """Serve a model over HTTP: Hugging Face Inference Endpoints schema on POST / and /predict, Azure ML's
-    POST /score, GET /health, /metrics (Prometheus) and /docs. Ctrl-C or SIGTERM finishes in-flight requests.
+    """Serve a model over HTTP: Hugging Face Inference Endpoints schema on POST / and /predict (one list of
+    labels per input, as huggingface_hub's InferenceClient reads it), Azure ML's POST /score, GET /health,
+    /metrics (Prometheus) and /docs. Ctrl-C or SIGTERM finishes in-flight requests.
 
     Examples:
 
         textarmor serve runs/sst2
+
+        textarmor serve runs/sst2-int8        # an ONNX int8 export, run by ONNX Runtime
 
         TEXTARMOR_API_KEY=change-me textarmor serve runs/sst2 --host 0.0.0.0 --port 8080
 

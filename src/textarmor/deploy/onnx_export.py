@@ -3,7 +3,10 @@
     textarmor export runs/sst2 --onnx --quantize int8 --out runs/sst2-int8
 
 The result is a model directory that :class:`textarmor.Classifier` loads with the ONNX Runtime backend:
-``model.onnx``, the tokenizer, ``config.json`` and ``textarmor.json`` (with an ``onnx`` section).
+``model.onnx``, the tokenizer, ``config.json`` and ``textarmor.json`` (with an ``onnx`` section). It keeps
+Optimum's conventions for ``ORTModelForSequenceClassification``: the file name ``model.onnx``, int64 inputs
+``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the tokenizer makes them) with axes
+``batch_size`` and ``sequence_length``, and one float output ``logits`` of shape (batch_size, num_labels).
 
 Quantization is static: activation ranges are calibrated once on sample texts and frozen in the graph.
 Dynamic quantization computes them per batch, so a text's scores change with the batch it lands in, which
@@ -23,13 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from textarmor.backends import ONNX_FILE
 from textarmor.errors import OutputExistsError, ParameterError
-from textarmor.model_dir import TextArmorConfig
+from textarmor.model_dir import CONFIG_NAME, ONNX_FILE, TOKENIZER_FILES, TextArmorConfig
 
 QUANTIZATIONS = (None, "int8")
-_COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-           "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "textarmor.json")
+_COPIED = ("config.json", CONFIG_NAME, "metrics.json") + TOKENIZER_FILES
 
 
 def _export_fp32(model, tokenizer, path: Path, opset: int) -> list[str]:
@@ -47,7 +48,8 @@ def _export_fp32(model, tokenizer, path: Path, opset: int) -> list[str]:
         def forward(self, *args):
             return self.inner(**dict(zip(names, args))).logits
 
-    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
+    # Optimum's axis names, so tools that read them (ORTModel's IO binding) find what they expect.
+    axes = {name: {0: "batch_size", 1: "sequence_length"} for name in names} | {"logits": {0: "batch_size"}}
     args = tuple(sample[name] for name in names)
     wrapped = LogitsOnly(model.eval())
     try:
@@ -150,7 +152,8 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, qua
         for name in _COPIED:
             if (src / name).exists():
                 shutil.copy(src / name, staging / name)
-        config.onnx = {"exported_from": str(src), "opset": opset,
+        # The source folder by name: a path on this machine would travel with the model.
+        config.onnx = {"exported_from": src.resolve().name, "opset": opset,
                        "quantization": "int8-static" if quantize else None, "calibration_rows": len(texts)}
         config.save(staging)
         if out.exists():

@@ -6,6 +6,7 @@ micro-batching, request limits, optional bearer auth and Prometheus metrics.
 
 Python: ``uvicorn.run(create_app("runs/sst2"), host="127.0.0.1", port=8080)``.
 """
+from textarmor.model_dir import check_model_dir
 from textarmor.serving.app import create_app
 from textarmor.serving.batcher import MicroBatcher, QueueFull
 from textarmor.serving.protocol import LimitError, Limits, PredictRequest, predict

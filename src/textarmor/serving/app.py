@@ -18,6 +18,7 @@ import os
 import time
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +27,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textarmor.classifier import Classifier
-from textarmor.errors import ParameterError
-from textarmor.model_dir import check_safetensors_dir
+from textarmor.errors import ModelReferenceError, ParameterError
+from textarmor.model_dir import check_model_dir
 from textarmor.serving.auth import require_api_key
 from textarmor.serving.batcher import MicroBatcher, QueueFull
 from textarmor.serving.metrics import ServerMetrics
@@ -52,7 +53,8 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
                api_key: str | None = None, cors_origins: list[str] | None = None, batching: bool = True,
                device: str | None = None, model_batch_tokens: int | None = None, defense=None,
                defense_options: dict | None = None) -> FastAPI:
-    """Build the server. A model directory is checked now and loaded once, at startup (``lifespan``).
+    """Build the server. A model directory (safetensors, or an ONNX export served by ONNX Runtime; a hub id
+    of a textarmor model is fetched first) is checked now and loaded once, at startup (``lifespan``).
 
     ``max_batch_tokens`` and ``max_wait_ms`` bound a merged batch; ``max_queue`` the requests that may wait
     (one more gets 429); ``max_inputs``/``max_chars`` one request (413); ``api_key`` enables bearer auth;
@@ -86,10 +88,18 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
 
         model_name = "classifier"
     else:
-        path = check_safetensors_dir(classifier_or_model_dir)
+        from textarmor.models import resolve_model_dir
+
+        resolved = Path(resolve_model_dir(classifier_or_model_dir))
+        if not resolved.exists():
+            raise ModelReferenceError(f"'{classifier_or_model_dir}' is neither a model folder nor a textarmor model "
+                                      "on the Hugging Face Hub (a repository with textarmor.json, reachable or "
+                                      "cached). Pass a folder written by `textarmor train` or `textarmor export`, "
+                                      "or the hub id of a packaged one.")
+        path = check_model_dir(resolved)
         options = {"max_tokens_per_batch": model_batch_tokens} if model_batch_tokens else {}
         load = partial(Classifier.from_pretrained, path, device=device, defense=defense, **options)
-        model_name = path.name
+        model_name = path.name if Path(classifier_or_model_dir).exists() else str(classifier_or_model_dir)  # hub id
     limits = Limits(max_inputs=max_inputs, max_chars=max_chars)
 
     @asynccontextmanager

@@ -3,9 +3,12 @@
 It is the Hugging Face Inference Endpoints schema for text classification::
 
     {"inputs": "a gripping, funny film", "parameters": {"top_k": 2, "threshold": 0.8}}
-    -> [{"label": "positive", "score": 0.98, "uncertain": false}, {"label": "negative", ...}]
+    -> [[{"label": "positive", "score": 0.98, "uncertain": false}, {"label": "negative", ...}]]
 
-One string answers a list of ``top_k`` dicts; a list of strings answers one such list per string.
+The answer is one list of ``top_k`` dicts per input, for a single string too: the shape of the Hugging Face
+Inference API, which its clients read (``InferenceClient.text_classification`` and the JS client take the
+first list). A transformers ``pipeline`` (and so the Hugging Face toolkit's default handler) answers a
+single string with a flat list instead; docs/serving.md compares the two.
 Everything here is cheap bookkeeping: scores come from :class:`textarmor.classifier.Classifier`.
 """
 from __future__ import annotations
@@ -77,7 +80,7 @@ class LabelScore(BaseModel):
     uncertain: bool | None = Field(None, description="Present when a threshold applies: score < threshold.")
 
 
-PredictResponse = list[LabelScore] | list[list[LabelScore]]
+PredictResponse = list[list[LabelScore]]
 
 
 class LimitError(TextArmorError, ValueError):
@@ -139,8 +142,7 @@ def model_scores(clf: Classifier, texts: list[str]) -> np.ndarray:
 def format_response(clf: Classifier, request: PredictRequest, calibrated_logits: np.ndarray) -> list:
     params = request.parameters
     scores = apply_function(calibrated_logits, params.function_to_apply or clf.default_function)
-    ranked = clf.rank(scores, top_k=params.top_k, threshold=params.threshold)
-    return ranked[0] if isinstance(request.inputs, str) else ranked
+    return clf.rank(scores, top_k=params.top_k, threshold=params.threshold)
 
 
 def predict(clf: Classifier, data: Any, limits: Limits | None = None) -> list:
