@@ -17,6 +17,14 @@ from typing import IO, Any
 import datasets
 
 from textarmor.errors import DataError
+from textarmor.textcheck import (
+    ENCODING,
+    FIX_BYTES,
+    describe_line_problem,
+    describe_value_problem,
+    first_invalid,
+    open_text,
+)
 
 BUILTIN_DATASETS = {
     "sst2": "sst2_train.jsonl",
@@ -53,22 +61,80 @@ def iter_jsonl(path: Path | IO[str], name: str | None = None) -> Iterator[tuple[
     if not isinstance(path, (str, Path)):
         yield from _iter_json_lines(path, name or "input")
         return
-    with Path(path).open(encoding="utf-8") as f:
+    with open_text(path) as f:
         yield from _iter_json_lines(f, name or str(path))
 
 
 def _iter_json_lines(lines: Iterable[str], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{name}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                            "Each line must hold one JSON object.") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{name}, line {number}: expected a JSON object, got {type(obj).__name__}.")
-        yield number, obj
+    number = 0
+    try:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            problem = describe_line_problem(line)
+            if problem is not None:
+                raise DataError(f"{name}, line {number}: {problem}")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{name}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
+                                "Each line must hold one JSON object.") from None
+            except RecursionError:
+                raise DataError(f"{name}, line {number}: JSON nested too deeply to read. "
+                                "Each line must hold one flat JSON object.") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{name}, line {number}: expected a JSON object, got {type(obj).__name__}.")
+            check_values(obj, f"{name}, line {number}")
+            yield number, obj
+    except UnicodeDecodeError:  # a stream opened strictly rather than through textcheck.text_stream
+        raise DataError(f"{name}, after line {number}: not valid UTF-8. {FIX_BYTES}") from None
+
+
+def check_values(obj: Any, where: str) -> None:
+    """Refuse a JSON value holding a string (or key) that breaks the text rule of :mod:`textarmor.textcheck`."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            problem = describe_value_problem(value)
+            if problem is not None:
+                raise DataError(f"{where}: {problem}")
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _read_json_list(path: Path) -> list:
+    """A file holding one JSON list (``.json`` starting with ``[``), refused with the line of any bad byte."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(ENCODING)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02X}). {FIX_BYTES}") from None
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read; a .json file holds a list of flat objects.") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path}: a .json file must hold a list of objects (or be JSON lines).")
+    for i, row in enumerate(rows, start=1):
+        check_values(row, f"{path}, object {i}")
+    return rows
+
+
+def _first_bad_line(path: Path) -> tuple[int, str]:
+    """The line number and problem of the first line of ``path`` that breaks the text rule."""
+    with open_text(path) as f:
+        for number, line in enumerate(f, start=1):
+            problem = describe_line_problem(line)
+            if problem is not None:
+                return number, problem
+    return 0, f"not valid UTF-8. {FIX_BYTES}"
 
 
 def read_rows(path: Path) -> datasets.Dataset:
@@ -87,26 +153,44 @@ def read_rows(path: Path) -> datasets.Dataset:
         raise DataError(f"Data file '{path}' is empty. It needs a header (CSV/TSV) or one JSON object per line.")
     suffix = path.suffix.lower()
     if suffix in JSON_SUFFIXES:
-        if suffix == ".json" and path.read_text(encoding="utf-8").lstrip().startswith("["):
-            return datasets.Dataset.from_list(json.loads(path.read_text(encoding="utf-8")))
-        rows = [obj for _, obj in iter_jsonl(path)]
+        if suffix == ".json" and _starts_with(path, b"["):
+            rows = _read_json_list(path)
+        else:
+            rows = [obj for _, obj in iter_jsonl(path)]
         if not rows:
             raise DataError(f"Data file '{path}' has no JSON lines.")
-        return datasets.Dataset.from_list(rows)
+        return _from_rows(rows, path)
     if suffix in TABLE_SUFFIXES:
         import pandas as pd
 
         try:
-            frame = pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], keep_default_na=True)
+            frame = pd.read_csv(path, sep=TABLE_SUFFIXES[suffix], keep_default_na=True, encoding=ENCODING)
         except pd.errors.EmptyDataError:
             raise DataError(f"Data file '{path}' is empty. It needs a header row naming the columns.") from None
         except pd.errors.ParserError as exc:
             raise DataError(f"Data file '{path}' is not valid {suffix[1:].upper()}: {exc}".strip()) from None
+        except UnicodeDecodeError:
+            number, problem = _first_bad_line(path)
+            raise DataError(f"{path}, line {number}: {problem}") from None
         return datasets.Dataset.from_pandas(frame, preserve_index=False)
     if suffix == ".parquet":
         return datasets.Dataset.from_parquet(str(path))
     raise DataError(f"Cannot read '{path}': unknown extension '{suffix}'. "
                     "Use .csv, .tsv, .jsonl, .json, .parquet or a saved datasets folder.")
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    with path.open("rb") as f:
+        head = f.read(4096).removeprefix(b"\xef\xbb\xbf")
+    return head.lstrip().startswith(prefix)
+
+
+def _from_rows(rows: list[dict[str, Any]], path: Path) -> datasets.Dataset:
+    try:
+        return datasets.Dataset.from_list(rows)
+    except (TypeError, ValueError) as exc:  # pyarrow: a field holds a number in one row, a list in the next
+        raise DataError(f"{path}: the rows' fields do not have one type per column ({type(exc).__name__}). "
+                        "Give every row the same fields with the same kinds of values.") from None
 
 
 def _is_missing(value: Any) -> bool:
@@ -175,6 +259,12 @@ def load_dataset(
         out["text_pair"] = [str(columns["text_pair"][i]) for i in keep]
     if label_column:
         out["label"] = [_label_name(columns["label"][i]) for i in keep]
+    names = {"text": text_column, "text_pair": text_pair_column, "label": label_column}
+    for column, values in out.items():
+        found = first_invalid(values)
+        if found is not None:
+            raise DataError(f"{path}, row {keep[found[0]] + 1}, column '{names[column]}': "
+                            f"{describe_value_problem(values[found[0]])}")
     return datasets.Dataset.from_dict(out), LoadReport(rows_read=raw.num_rows, rows_skipped=len(bad_rows))
 
 

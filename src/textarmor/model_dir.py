@@ -53,8 +53,13 @@ class TextArmorConfig:
         path = Path(model_dir) / CONFIG_NAME
         if not path.exists():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _read_json_object(path, "It is written by `textarmor train`; restore it from a copy, or delete it "
+                                       "to load the model without textarmor's calibration and labels.")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        labels = known.get("labels")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise ModelReferenceError(f"'{path}' has no list of label names under \"labels\". Restore the file "
+                                      "from a copy, or delete it to use the labels of config.json.")
         return cls(**known)
 
     def save(self, model_dir: str | os.PathLike) -> Path:
@@ -65,16 +70,72 @@ class TextArmorConfig:
         return path
 
 
+def _read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON file that must hold an object; a damaged one is refused naming the file and ``fix``."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ModelReferenceError(f"'{path}' is damaged: not valid JSON{where}. {fix}") from None
+    except OSError as exc:
+        raise ModelReferenceError(f"'{path}' cannot be read ({exc.strerror or type(exc).__name__}). {fix}") from None
+    if not isinstance(data, dict):
+        raise ModelReferenceError(f"'{path}' is damaged: it holds a JSON {type(data).__name__}, not an object. {fix}")
+    return data
+
+
+RESAVE = ("Copy the model folder again, or save it anew (`textarmor train`, or save_pretrained with "
+          "safe_serialization=True).")
+
+
 def check_model_dir(model_dir: str | os.PathLike) -> Path:
-    """The folder, if it exists and holds safetensors weights or an ONNX export (``model.onnx``); serving and
-    packaging refuse anything else (pickled weights can run code when loaded)."""
+    """The folder, if it holds safetensors weights or an ONNX export (``model.onnx``), never pickled weights
+    (they can run code when loaded), and every file a model load reads is there and sound; otherwise a
+    :class:`~textarmor.errors.ModelReferenceError` naming the file and the fix.
+
+    Checked without loading the weights: config.json (a JSON object), each safetensors file's header and size
+    (an interrupted copy leaves a file shorter than its header says), the tokenizer's JSON files, and
+    textarmor.json (its labels must match the model's number of outputs).
+    """
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelReferenceError(f"Model directory '{path}' does not exist. Pass a folder written by "
                                   "`textarmor train` (config.json, model.safetensors, tokenizer files) or "
                                   "`textarmor export` (model.onnx).")
-    if not any(path.glob("*.safetensors")) and not (path / ONNX_FILE).is_file():
-        raise ModelReferenceError(f"'{path}' has no .safetensors weights nor model.onnx; textarmor serves and "
-                                  "packages safetensors and ONNX exports only. Convert with "
-                                  "model.save_pretrained(dir, safe_serialization=True).")
+    config_path = path / "config.json"
+    if not config_path.exists():
+        raise ModelReferenceError(f"'{config_path}' is missing, so '{path}' is not a complete model folder. {RESAVE}")
+    config = _read_json_object(config_path, RESAVE)
+    _check_weights(path)
+    for name in TOKENIZER_FILES:
+        if name.endswith(".json") and (path / name).exists():
+            _read_json_object(path / name, RESAVE)
+    extra = TextArmorConfig.load(path)
+    outputs = len(config.get("id2label") or {}) or config.get("num_labels")
+    if extra is not None and isinstance(outputs, int) and outputs > 1 and len(extra.labels) != outputs:
+        raise ModelReferenceError(f"'{path / CONFIG_NAME}' names {len(extra.labels)} labels but the model has "
+                                  f"{outputs} outputs (config.json). Restore the matching textarmor.json.")
     return path
+
+
+def _check_weights(path: Path) -> None:
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        if not (path / ONNX_FILE).is_file():
+            raise ModelReferenceError(f"'{path}' has no .safetensors weights nor model.onnx; textarmor serves and "
+                                      "packages safetensors and ONNX exports only. Convert with "
+                                      "model.save_pretrained(dir, safe_serialization=True).")
+        if (path / ONNX_FILE).stat().st_size == 0:
+            raise ModelReferenceError(f"'{path / ONNX_FILE}' is empty. Export it again with `textarmor export "
+                                      "MODEL_DIR --onnx --out DIR`.")
+        return
+    from safetensors import SafetensorError, safe_open
+
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelReferenceError(f"'{file}' is damaged ({reason}); an interrupted copy or download leaves it "
+                                      f"shorter than its header says. {RESAVE}") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textarmor.errors import ModelReferenceError
+from textarmor.model_dir import RESAVE, check_model_dir
 
 
 @dataclass(frozen=True)
@@ -142,14 +143,26 @@ def _unknown_reference(ref: str, cause: Exception) -> ModelReferenceError:
         f"Bundled aliases: {', '.join(ALIASES)} (see `textarmor models`).")
 
 
+def _diagnose_local(path: str) -> None:
+    """After a failed load from a local folder: raise the error naming the damaged or missing file, if any."""
+    if Path(path).is_dir():
+        check_model_dir(path)
+
+
 def load_tokenizer(reference: str, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     path = resolve_model_path(reference)
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise _unknown_reference(str(reference), exc) from None
+    except Exception as exc:
+        _diagnose_local(path)
+        if Path(path).is_dir():
+            raise ModelReferenceError(f"The tokenizer files in '{path}' could not be loaded ({type(exc).__name__}). "
+                                      f"{RESAVE}") from None
+        if isinstance(exc, (OSError, ValueError)):
+            raise _unknown_reference(str(reference), exc) from None
+        raise
 
 
 def load_model(reference: str, *, num_labels: int | None = None, id2label: dict[int, str] | None = None,
@@ -168,11 +181,17 @@ def load_model(reference: str, *, num_labels: int | None = None, id2label: dict[
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, use_safetensors=True, trust_remote_code=trust_remote_code, **extra)
-    except (OSError, ValueError) as exc:
-        if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
-            raise ModelReferenceError(f"'{path}' has no .safetensors weights; textarmor loads safetensors only. "
-                                      "Convert with model.save_pretrained(dir, safe_serialization=True).") from None
-        raise _unknown_reference(str(reference), exc) from None
+    except Exception as exc:
+        _diagnose_local(path)  # names a missing config, damaged weights or no safetensors at all
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
+        if not Path(path).is_dir():
+            raise _unknown_reference(str(reference), exc) from None
+        if not any(Path(path).glob("*.safetensors")):  # an exported folder: model.onnx only
+            raise ModelReferenceError(f"'{path}' holds an ONNX export and no safetensors weights; load it with "
+                                      "--backend onnx (or auto).") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelReferenceError(f"'{path}' could not be loaded as a sequence classifier: {reason}") from None
     if new_head_unless_same_labels and num_labels is not None:
         before = checkpoint_labels(path)
         if before is not None and len(before) == num_labels and before != [id2label[i] for i in range(num_labels)]:

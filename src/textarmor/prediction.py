@@ -11,15 +11,19 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from textarmor.classifier import Classifier, check_threshold
 from textarmor.data import _is_missing, iter_jsonl
 from textarmor.errors import DataError, OutputExistsError, ParameterError
+from textarmor.textcheck import FIX_BYTES, describe_line_problem, open_text, text_stream
 
 INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
+# The csv module refuses fields over 131,072 characters; pandas (evaluate, train) has no such limit. This bound
+# accepts any real document while an unclosed quote, which swallows the rest of the file, still fails.
+MAX_FIELD_CHARS = 1 << 24
 
 
 @dataclass
@@ -28,6 +32,8 @@ class PredictSummary:
     uncertain: int = 0
     skipped: int = 0
     output: str | None = None
+    #: Things the user should hear about, e.g. a ``.partial`` file an earlier run left behind.
+    notes: list[str] = field(default_factory=list)
 
 
 def _input_format(source: str, fmt: str | None) -> str:
@@ -51,13 +57,19 @@ def iter_inputs(source: str, *, fmt: str | None = None, text_column: str = "text
             raise DataError(f"Input file '{path}' does not exist. Pass a TXT/CSV/JSONL file, or '-' for stdin.")
         if path.stat().st_size == 0:
             raise DataError(f"Input file '{path}' is empty.")
-    handle: IO[str] = sys.stdin if source == "-" else open(source, encoding="utf-8", newline="")
+    stdin_bytes = getattr(sys.stdin, "buffer", None) if source == "-" else None
+    if source != "-":
+        handle: IO[str] = open_text(source)
+    else:
+        handle = text_stream(stdin_bytes) if stdin_bytes is not None else sys.stdin
     try:
-        yield from iter_stream_inputs(handle, fmt, name=source, text_column=text_column,
-                                      text_pair_column=text_pair_column)
+        yield from iter_stream_inputs(handle, fmt, name="stdin" if source == "-" else source,
+                                      text_column=text_column, text_pair_column=text_pair_column)
     finally:
-        if handle is not sys.stdin:
+        if source != "-":
             handle.close()
+        elif stdin_bytes is not None:
+            handle.detach()  # leave stdin open for the caller
 
 
 def iter_stream_inputs(handle: IO[str], fmt: str, *, name: str, text_column: str = "text",
@@ -71,18 +83,38 @@ def iter_stream_inputs(handle: IO[str], fmt: str, *, name: str, text_column: str
                                 f"fields found: {sorted(obj)}. Choose it with --text-column.")
             yield number, obj[text_column], obj.get(text_pair_column) if text_pair_column else None
         return
+    lines = _checked_lines(handle, name)
     if fmt == "txt":
-        for number, line in enumerate(handle, start=1):
+        for number, line in enumerate(lines, start=1):
             yield number, line.rstrip("\r\n"), None
         return
-    reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
-    fields = reader.fieldnames or []
-    for column in filter(None, (text_column, text_pair_column)):
-        if column not in fields:
-            raise DataError(f"{name}: column '{column}' not found; the columns are {fields}. "
-                            "Choose it with --text-column / --text-pair-column.")
-    for number, row in enumerate(reader, start=2):
-        yield number, row[text_column], row[text_pair_column] if text_pair_column else None
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    reader = csv.DictReader(lines, delimiter="\t" if fmt == "tsv" else ",")
+    try:
+        fields = reader.fieldnames or []
+        for column in filter(None, (text_column, text_pair_column)):
+            if column not in fields:
+                raise DataError(f"{name}: column '{column}' not found; the columns are {fields}. "
+                                "Choose it with --text-column / --text-pair-column.")
+        for number, row in enumerate(reader, start=2):
+            yield number, row[text_column], row[text_pair_column] if text_pair_column else None
+    except csv.Error as exc:
+        hint = " (an unclosed quote makes the rest of the file one field)" if "field limit" in str(exc) else ""
+        raise DataError(f"{name}, line {reader.line_num}: not valid {fmt.upper()}: {exc}{hint}.") from None
+
+
+def _checked_lines(handle: IO[str], name: str) -> Iterator[str]:
+    """The lines of a text stream, refusing the first one that breaks the text rule (invalid UTF-8, NUL)."""
+    number = 0
+    try:
+        for number, line in enumerate(handle, start=1):
+            problem = describe_line_problem(line)
+            if problem is not None:
+                raise DataError(f"{name}, line {number}: {problem}")
+            yield line
+    except UnicodeDecodeError:  # a stream opened strictly rather than through textcheck.text_stream
+        raise DataError(f"{name}, after line {number}: not valid UTF-8. {FIX_BYTES}") from None
 
 
 class RowWriter:
@@ -126,6 +158,7 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
     check_threshold(threshold)
     if top_k < 1:
         raise ParameterError(f"--top-k must be at least 1, got {top_k}.")
+    check_conformal_options(coverage, conformal_method)
     out_path = Path(out) if out is not None else None
     if out_path is not None and out_path.exists() and not overwrite:
         raise OutputExistsError(f"Output file '{out_path}' already exists. Pass --overwrite, or choose another --out.")
@@ -138,6 +171,9 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
     def usable() -> Iterator[tuple[int, str, str | None]]:
         for item in _chain_first(first, inputs):
             number, text, pair = item
+            if isinstance(text, (dict, list)) or isinstance(pair, (dict, list)):
+                raise DataError(f"{source}, line {number}: the text is a JSON {type(text).__name__}, not a string. "
+                                "Check --text-column.")
             if _is_missing(text) or (text_pair_column and _is_missing(pair)):
                 if strict:
                     raise DataError(f"{source}, line {number}: empty text. Remove it, or drop --strict to skip.")
@@ -146,6 +182,8 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
             yield number, str(text), None if pair is None else str(pair)
 
     partial = out_path.with_name(out_path.name + ".partial") if out_path else None
+    if partial is not None and partial.exists():
+        summary.notes.append(f"replaced '{partial}', left by an earlier run of this output that did not finish")
     stream: IO[str] = open(partial, "w", encoding="utf-8", newline="") if partial else (stdout or sys.stdout)
     writer = RowWriter(stream, out_fmt, clf.labels)
     options = RowOptions(threshold=threshold, top_k=top_k, function_to_apply=function_to_apply,
@@ -159,12 +197,25 @@ def predict_file(model: str | os.PathLike | Classifier, source: str, *, out: str
                 summary.rows += 1
                 summary.uncertain += int(bool(row.get("uncertain")))
             stream.flush()
-    finally:
+    except BaseException:
         if partial:
             stream.close()
+            if summary.rows == 0:  # nothing worth keeping; rows already written stay for inspection
+                partial.unlink(missing_ok=True)
+        raise
     if partial:
+        stream.close()
         partial.replace(out_path)
     return summary
+
+
+def check_conformal_options(coverage: float | None, method: str) -> None:
+    """Refuse a coverage outside (0, 1) or an unknown conformal method before anything loads."""
+    from textarmor.evaluation.conformal import check_conformal_method
+
+    check_conformal_method(method)
+    if coverage is not None and not 0.0 < coverage < 1.0:
+        raise ParameterError(f"--coverage must be in (0, 1), e.g. 0.95; got {coverage!r}.")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """``attack()``: run a recipe over a labelled data file, streaming results to an output folder.
 
-The folder holds ``run.json`` (the settings), ``results.jsonl`` (one line per example, written as each
-finishes, so a killed run keeps what it did), ``summary.json`` and ``report.html``. ``resume=True``
-continues a run in the same folder with the same settings, attacking only examples not yet in
-``results.jsonl``; each example's random choices depend only on ``(seed, index)``, so a resumed run
-gives what an uninterrupted one would.
+The folder holds ``run.json`` (the settings, and the identity of the model and data: digests of the model
+folder's weights, tokenizer and scoring settings, and of the data file), ``results.jsonl`` (one line per
+example, written as each finishes, so a killed run keeps what it did), ``summary.json`` and ``report.html``.
+``resume=True`` continues a run in the same folder with the same settings, model and data, attacking only
+examples not yet in ``results.jsonl`` (anything else is refused, so one summary never mixes two models); each
+example's random choices depend only on ``(seed, index)``, so a resumed run gives what an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from textarmor.attacks.engine import DEFAULT_CONCURRENCY, AttackEngine, Example
 from textarmor.attacks.recipes import build_recipe, check_recipe
 from textarmor.attacks.report import AttackReport, AttackResult
 from textarmor.errors import DataError, OutputExistsError, ParameterError
+from textarmor.identity import data_digest, describe, differences, model_digest
 
 RESULTS, SUMMARY, SETTINGS, HTML = "results.jsonl", "summary.json", "run.json", "report.html"
 
@@ -55,7 +57,7 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
     built = build_recipe(recipe, defense=getattr(clf, "defense", None), max_modify_rate=max_modify_rate,
                          target=target_id, **(recipe_options or {}))
 
-    texts, labels = _read_examples(data, text_column, label_column)
+    texts, labels, dropped = _read_examples(data, text_column, label_column)
     if n is not None and n > len(texts):
         raise ParameterError(f"n is {n} but the data has {len(texts)} usable examples; pass n of at most "
                              f"{len(texts)} or leave it out to attack them all.")
@@ -72,6 +74,10 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
     sink = None
     if out_dir is not None:
         out = Path(out_dir)
+        _check_resume_possible(out, resume)
+        # Digests cost a read of the model and data files: only a run that can be resumed records them.
+        settings["model"] = _model_identity(model, clf)
+        settings["data_digest"] = data_digest(data)
         done = _prepare_output(out, settings, resume)
         sink = (out / RESULTS).open("a", encoding="utf-8")
     finished = {r.index for r in done}
@@ -97,7 +103,7 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
     elapsed = time.perf_counter() - started
     report = AttackReport(sorted(done + new, key=lambda r: r.index), recipe=recipe,
                           settings={**settings, "model_calls": engine.model_calls}, wall_seconds=elapsed,
-                          timed_examples=len(new))
+                          timed_examples=len(new), rows_dropped=dropped)
     if out_dir is not None:
         report.write_summary(Path(out_dir) / SUMMARY)
         (Path(out_dir) / HTML).write_text(report.to_html(), encoding="utf-8")
@@ -122,9 +128,9 @@ def text_attacker(recipe: str, **options) -> Callable[[Any, list[str], list[str]
     return run
 
 
-def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    """Texts and label names from a data file (any format :func:`textarmor.data.load_dataset` reads; empty
-    texts skipped) or from a list of row dicts."""
+def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str], list[str], int]:
+    """Texts and label names from a data file (any format :func:`textarmor.data.load_dataset` reads) or from a
+    list of row dicts, and how many rows were dropped for an empty text or label."""
     if isinstance(data, (list, tuple)):
         rows = [r for r in data if str(r.get(text_column) or "").strip()]
         if not rows:
@@ -132,11 +138,24 @@ def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str]
         missing = [i for i, r in enumerate(rows) if r.get(label_column) is None]
         if missing:
             raise DataError(f"Row {missing[0]} has no {label_column!r}; every example needs a label to attack.")
-        return [str(r[text_column]) for r in rows], [str(r[label_column]) for r in rows]
+        return [str(r[text_column]) for r in rows], [str(r[label_column]) for r in rows], len(data) - len(rows)
     from textarmor.data import load_dataset
 
-    dataset, _ = load_dataset(data, text_column=text_column, label_column=label_column)
-    return list(dataset["text"]), list(dataset["label"])
+    dataset, loaded = load_dataset(data, text_column=text_column, label_column=label_column)
+    return list(dataset["text"]), list(dataset["label"]), loaded.rows_skipped
+
+
+def _model_identity(model, clf) -> dict[str, Any]:
+    """What the attack queried: the model folder's digest and the settings that change its scores."""
+    from textarmor.models import resolve_model_path
+
+    if hasattr(model, "predict_proba"):  # a Classifier object: its folder, if it was loaded from one
+        reference, folder = clf.source or "in-memory classifier", clf.source
+    else:
+        reference, folder = str(model), resolve_model_path(model)
+    return {"reference": reference, "digest": model_digest(folder) if folder else None,
+            "backend": clf.backend.name, "max_length": clf.max_length, "temperature": clf.temperature,
+            "labels": list(clf.labels)}
 
 
 def load_results(out_dir: str | os.PathLike) -> list[AttackResult]:
@@ -153,17 +172,26 @@ def load_results(out_dir: str | os.PathLike) -> list[AttackResult]:
     return results
 
 
-def _prepare_output(out: Path, settings: dict[str, Any], resume: bool) -> list[AttackResult]:
-    results_path, settings_path = out / RESULTS, out / SETTINGS
-    if results_path.exists() and not resume:
+def _check_resume_possible(out: Path, resume: bool) -> None:
+    if (out / RESULTS).exists() and not resume:
         raise OutputExistsError(f"{out} already holds attack results; pass --resume to continue that run, "
                                 "or choose another --out folder.")
+
+
+def _prepare_output(out: Path, settings: dict[str, Any], resume: bool) -> list[AttackResult]:
+    results_path, settings_path = out / RESULTS, out / SETTINGS
     if resume and settings_path.exists():
-        before = json.loads(settings_path.read_text())
-        differ = sorted(k for k in settings if before.get(k) != settings[k])
+        try:
+            before = json.loads(settings_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise DataError(f"'{settings_path}' is damaged, so the run in {out} cannot be checked before resuming; "
+                            "start a new run in another --out folder.") from None
+        differ = differences(before, settings)
         if differ:
-            raise ParameterError(f"--resume needs the settings of the run in {out}, but {differ} differ "
-                                 f"(that run: {', '.join(f'{k}={before.get(k)!r}' for k in differ)}).")
+            what = "model" if "model" in differ else "data" if "data_digest" in differ else "settings"
+            raise ParameterError(f"--resume continues the run in {out} with the same {what}, but {differ} differ "
+                                 f"(that run: {describe(before, differ)}; this one: {describe(settings, differ)}). "
+                                 "Resume with the earlier model, data and options, or choose another --out.")
     out.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings, indent=2) + "\n")
     done = load_results(out) if resume else []

@@ -56,6 +56,7 @@ class AttackReport:
     settings: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
     timed_examples: int | None = None  # examples attacked within wall_seconds (fewer than all on a resume)
+    rows_dropped: int = 0  # data rows left out before the attack for an empty text or label
 
     def counts(self) -> dict[str, int]:
         return {s: sum(r.status == s for r in self.results) for s in STATUSES}
@@ -79,6 +80,7 @@ class AttackReport:
             "wall_seconds": round(self.wall_seconds, 3),
             "examples_per_second": (round((self.timed_examples if self.timed_examples is not None else total)
                                           / self.wall_seconds, 4) if self.wall_seconds > 0 else None),
+            "rows_dropped": self.rows_dropped,
             "settings": self.settings,
         }
 

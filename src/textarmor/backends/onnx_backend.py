@@ -37,8 +37,13 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, ...) for a bad file
+            raise ModelReferenceError(f"'{path}' could not be loaded by ONNX Runtime ({type(exc).__name__}); the file "
+                                      "is damaged or not a model. Export it again with `textarmor export MODEL_DIR "
+                                      "--onnx --out DIR`.") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.device = "cpu"
 

@@ -72,6 +72,8 @@ def attack(
                             on_start=progress.start, on_result=progress.advance, max_tokens_per_batch=batch_tokens,
                             **defense_kwargs(defense, defense_option))
     s = report.summary()
+    if report.rows_dropped:
+        typer.echo(f"{report.rows_dropped} rows with an empty text or label left out of {data}", err=True)
     typer.echo(f"{recipe}: success rate {_fmt(s['attack_success_rate'])}%  accuracy {_fmt(s['original_accuracy'])}%"
                f" -> {_fmt(s['accuracy_under_attack'])}% under attack  perturbed words "
                f"{_fmt(s['avg_perturbed_word_pct'])}%  queries {_fmt(s['avg_queries'])}  "

@@ -71,6 +71,9 @@ def evaluate(
                              max_tokens_per_batch=batch_tokens, backend=backend, device=device, **defended)
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  ECE {metrics['ece']:.4f}"
                f"  (n={metrics['n']})")
+    if metrics["rows_skipped"]:
+        typer.echo(f"{metrics['rows_skipped']} rows with an empty text or label left out (--strict refuses them)",
+                   err=True)
     for name, row in metrics["per_class"].items():
         typer.echo(f"  {name:<16} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"F1 {row['f1']:.3f}  support {row['support']}")

@@ -78,6 +78,8 @@ def predict(
                   text_pair_column=text_pair_column, strict=strict, overwrite=overwrite,
                   max_tokens_per_batch=batch_tokens, coverage=coverage, conformal_method=conformal_method,
                   backend=backend, device=device, **defense_kwargs(defense, defense_option))
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
     where = f" -> {summary.output}" if summary.output else ""
     typer.echo(f"{summary.rows} predicted, {summary.uncertain} uncertain, {summary.skipped} empty skipped{where}",
                err=True)

@@ -14,9 +14,14 @@ def serve(
                                                   "folder), or the hub id of a textarmor model.")],
     host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
     api_key: Annotated[str | None, typer.Option(envvar="TEXTARMOR_API_KEY", show_envvar=True,
-                                                help="Require 'Authorization: Bearer KEY' on predictions.")] = None,
+                                                help="Require 'Authorization: Bearer KEY' on every route but "
+                                                     "liveness (an empty key is refused).")] = None,
+    public_docs: Annotated[bool, typer.Option("--public-docs", help="With a key: serve /docs, /redoc and the "
+                                                                    "OpenAPI document without it.")] = False,
+    public_metrics: Annotated[bool, typer.Option("--public-metrics", help="With a key: serve /metrics without "
+                                                                          "it (or give Prometheus the key).")] = False,
     max_batch_tokens: Annotated[int, typer.Option(help="Token budget of one merged model batch.")] = 8192,
     max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more requests.")] = 5.0,
     batching: Annotated[bool, typer.Option("--batching/--no-batching",
@@ -58,5 +63,5 @@ def serve(
     run_server(model_dir, host=host, port=port, api_key=api_key, max_batch_tokens=max_batch_tokens,
                max_wait_ms=max_wait_ms, batching=batching, max_queue=max_queue, max_inputs=max_inputs,
                max_chars=max_chars, cors_origins=cors_origin, device=device,
-               model_batch_tokens=model_batch_tokens, torch_threads=torch_threads,
-               **defense_kwargs(defense, defense_option or []))
+               model_batch_tokens=model_batch_tokens, torch_threads=torch_threads, public_docs=public_docs,
+               public_metrics=public_metrics, **defense_kwargs(defense, defense_option or []))

@@ -80,6 +80,7 @@ class DefendedClassifier(Classifier):
             raise ParameterError("Defences combine class probabilities of single-label models; this model is "
                                  "multi-label (sigmoid scores). Use it without --defense.")
         self.base, self.defense = base, defense
+        self.source = base.source
         self.tokenizer, self.model_config, self.labels = base.tokenizer, base.model_config, base.labels
         # A defence stored with the model was calibrated as a whole: ``config`` then carries its temperature.
         self.config = config if config is not None else replace(base.config, temperature=1.0, conformal={},

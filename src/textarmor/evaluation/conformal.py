@@ -21,6 +21,13 @@ from textarmor.errors import ParameterError
 METHODS = ("lac", "aps")
 
 
+def check_conformal_method(method: str) -> str:
+    if method not in METHODS:
+        raise ParameterError(f"conformal method must be one of {', '.join(METHODS)}, got {method!r} "
+                             "(--conformal-method).")
+    return method
+
+
 def label_scores(probs: np.ndarray, method: str) -> np.ndarray:
     """Non-conformity score of every (example, label) pair, shape ``(n, num_labels)``."""
     probs = np.asarray(probs, dtype=np.float64)

@@ -3,12 +3,14 @@
 
     POST /, /predict   Hugging Face Inference Endpoints schema ({"inputs", "parameters"})
     POST /score        Azure ML scoring route, same body and answer
-    GET  /, /health    liveness
+    GET  /, /health    liveness (with an API key set, the model's details only to requests that send it)
     GET  /metrics      Prometheus text format
     GET  /swagger.json OpenAPI document (also /openapi.json; browsable at /docs)
 
-Errors are JSON ``{"error": message}``: 400 malformed body or no ``inputs``, 401 API key, 413 over a
-limit, 422 invalid field, 429 queue full. Messages never echo the user's text.
+With an API key, every route but liveness needs it: /metrics and the API documents too, unless
+``public_metrics`` / ``public_docs`` open them. Errors are JSON ``{"error": message}``: 400 malformed body or
+no ``inputs``, 401 API key, 413 over a limit, 422 invalid field (text that is not valid Unicode included),
+429 queue full; anything unforeseen is a JSON 500. Messages never echo the user's text.
 """
 from __future__ import annotations
 
@@ -23,13 +25,14 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textarmor.classifier import Classifier
 from textarmor.errors import ModelReferenceError, ParameterError
 from textarmor.model_dir import check_model_dir
-from textarmor.serving.auth import require_api_key
+from textarmor.serving.auth import check_api_key, has_api_key, require_api_key
 from textarmor.serving.batcher import MicroBatcher, QueueFull
 from textarmor.serving.metrics import ServerMetrics
 from textarmor.serving.protocol import (
@@ -52,7 +55,8 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
                max_wait_ms: float = 5.0, max_queue: int = 256, max_inputs: int = 64, max_chars: int = 10_000,
                api_key: str | None = None, cors_origins: list[str] | None = None, batching: bool = True,
                device: str | None = None, model_batch_tokens: int | None = None, defense=None,
-               defense_options: dict | None = None) -> FastAPI:
+               defense_options: dict | None = None, public_docs: bool = False, public_metrics: bool = False,
+               preload: bool = False) -> FastAPI:
     """Build the server. A model directory (safetensors, or an ONNX export served by ONNX Runtime; a hub id
     of a textarmor model is fetched first) is checked now and loaded once, at startup (``lifespan``).
 
@@ -64,7 +68,13 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     apply when a model directory is given; on a CPU a small budget (512-1024) is fastest. ``defense`` (a name
     with ``defense_options``, or a ``Defense``) puts the loaded classifier behind that inference-time defence
     (see :mod:`textarmor.defenses`); every prediction route then answers with the defended scores.
+
+    ``api_key`` must not be empty (an empty key would leave the server open unnoticed). With a key,
+    ``public_docs`` serves /docs, /redoc, /openapi.json and /swagger.json without it and ``public_metrics``
+    /metrics. ``preload`` loads the model now rather than at startup, so that a model that cannot load is an
+    error of this call (``serve`` uses it: a damaged folder ends in one line before the port opens).
     """
+    api_key = check_api_key(api_key)
     for name, value in (("max_batch_tokens", max_batch_tokens), ("max_queue", max_queue),
                         ("max_inputs", max_inputs), ("max_chars", max_chars)):
         if not isinstance(value, int) or value < 1:
@@ -100,6 +110,11 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
         options = {"max_tokens_per_batch": model_batch_tokens} if model_batch_tokens else {}
         load = partial(Classifier.from_pretrained, path, device=device, defense=defense, **options)
         model_name = path.name if Path(classifier_or_model_dir).exists() else str(classifier_or_model_dir)  # hub id
+        if preload:
+            loaded = load()
+
+            def load() -> Classifier:
+                return loaded
     limits = Limits(max_inputs=max_inputs, max_chars=max_chars)
 
     @asynccontextmanager
@@ -122,10 +137,12 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
             # uvicorn has finished in-flight requests by now; this drains whatever is still queued.
             await asyncio.to_thread(app.state.batcher.stop)
 
-    app = FastAPI(title="textarmor classifier", version="1", lifespan=lifespan,
+    # The documents are routes of their own (below), so that the API key can guard them.
+    app = FastAPI(title="textarmor classifier", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None,
                   description="Text classification with the Hugging Face Inference Endpoints schema. "
                               "Send `Authorization: Bearer <key>` when the server has an API key.")
-    app.state.api_key = api_key or None
+    app.state.api_key = api_key
     app.state.batcher = None
     app.state.explain_lock = asyncio.Lock()
     app.state.metrics = ServerMetrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
@@ -140,6 +157,8 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
     app.add_middleware(_RequestMetrics, metrics=app.state.metrics)
     _add_error_handlers(app)
     _add_routes(app, limits)
+    _add_documents(app, public=public_docs)
+    _add_metrics(app, public=public_metrics)
     return app
 
 
@@ -187,21 +206,46 @@ def _add_routes(app: FastAPI, limits: Limits) -> None:
                       "gradient x input, occlusion)", dependencies=[Depends(require_api_key)], responses=errors,
                       operation_id="explain")
 
-    def liveness(request: Request) -> dict:
+    def liveness(request: Request, authorized: bool = Depends(has_api_key)) -> dict:
+        # Load balancers probe without a key: they learn only that the server is up.
+        if not authorized:
+            return {"status": "ok"}
         clf = request.app.state.classifier
         return {"status": "ok", **request.app.state.info, "labels": clf.labels}
 
     app.add_api_route("/", liveness, methods=["GET"], summary="Liveness", operation_id="liveness_root")
     app.add_api_route("/health", liveness, methods=["GET"], summary="Liveness", operation_id="health")
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+
+def _guard(public: bool) -> list:
+    return [] if public else [Depends(require_api_key)]
+
+
+def _add_metrics(app: FastAPI, public: bool) -> None:
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=_guard(public))
     def metrics(request: Request) -> Response:
         m = request.app.state.metrics
         return Response(m.render(), media_type=m.content_type)
 
-    @app.get("/swagger.json", include_in_schema=False)
-    def swagger(request: Request) -> dict:
+
+def _add_documents(app: FastAPI, public: bool) -> None:
+    """The OpenAPI document and its browsable pages, behind the API key unless ``public``. (A browser does not
+    send the key, so with a key the pages are for clients that do; ``public_docs`` opens them.)"""
+    guard = _guard(public)
+
+    def openapi(request: Request) -> dict:
         return request.app.openapi()
+
+    for path in ("/openapi.json", "/swagger.json"):
+        app.add_api_route(path, openapi, methods=["GET"], include_in_schema=False, dependencies=guard)
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guard)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
 
 
 def _error(code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -238,6 +282,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unforeseen(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's mistake: the client gets JSON without internals; Starlette re-raises the
+        # exception after this answer, so the server's log gets the traceback.
+        return _error(500, "Internal server error; the server's log has the details.")
 
 
 class _BodySizeLimit:

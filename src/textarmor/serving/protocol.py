@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from textarmor.classifier import Classifier, apply_function
 from textarmor.errors import ParameterError, TextArmorError
+from textarmor.textcheck import first_invalid
 
 EXAMPLE_TEXT = "a gripping, funny film"
 
@@ -49,6 +50,11 @@ class PredictRequest(BaseModel):
     inputs: str | list[str]
     parameters: Parameters = Field(default_factory=Parameters)
 
+    @field_validator("inputs")
+    @classmethod
+    def _valid_text(cls, inputs: str | list[str]) -> str | list[str]:
+        return check_inputs(inputs)
+
     @property
     def texts(self) -> list[str]:
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
@@ -66,12 +72,28 @@ class ExplainRequest(BaseModel):
     methods: list[Literal["ig", "grad_input", "occlusion"]] = Field(["ig", "occlusion"], min_length=1)
     n_steps: int = Field(32, ge=2, le=256, description="Integrated-gradients steps.")
 
+    @field_validator("inputs")
+    @classmethod
+    def _valid_text(cls, inputs: str | list[str]) -> str | list[str]:
+        return check_inputs(inputs)
+
     @property
     def texts(self) -> list[str]:
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
 
 
 MAX_EXPLAIN_INPUTS = 8
+
+
+def check_inputs(inputs: str | list[str]) -> str | list[str]:
+    """The text rule of :mod:`textarmor.textcheck` for a request's ``inputs`` (422 naming the input, not its text)."""
+    found = first_invalid([inputs] if isinstance(inputs, str) else inputs)
+    if found is not None:
+        item, position, description = found
+        where = "" if isinstance(inputs, str) else f" {item}"
+        raise ValueError(f"input{where} has {description} at character {position + 1}; send valid Unicode "
+                         "text without NUL characters")
+    return inputs
 
 
 class LabelScore(BaseModel):
@@ -120,7 +142,7 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        parts.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
     return "Invalid request: " + "; ".join(parts) + "."
 
 

@@ -1,31 +1,39 @@
 """``train``: fine-tune a sequence classifier and write a textarmor model directory.
 
-The run works in ``<out>.partial/`` (checkpoints, per-epoch metrics written as they are produced) and
-moves the finished model to ``<out>`` only at the end, so a failed run never touches earlier results and
-``resume=True`` continues from the last checkpoint.
+The run works in ``<out>.partial/`` (checkpoints, per-epoch metrics written as they are produced, and
+``run.json``: the identity of the data, base model and settings) and moves the finished model to ``<out>`` only
+at the end, so a failed run never touches earlier results and ``resume=True`` continues from the last
+checkpoint, provided the data, model and settings are those of ``run.json``. A run that fails before its first
+checkpoint leaves no ``<out>.partial/`` behind.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from textarmor.data import LabelMap, load_dataset
-from textarmor.errors import OutputExistsError, ParameterError
+from textarmor.errors import DataError, OutputExistsError, ParameterError
+from textarmor.identity import data_digest, describe, differences, model_digest, plain
 from textarmor.model_dir import TextArmorConfig
-from textarmor.models import DEFAULT_MODEL, load_model, load_tokenizer
+from textarmor.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_model_path
 from textarmor.training.objectives import TrainingContext, make_objective
 from textarmor.training.trainer import (
     EpochMetricsWriter,
     EpochTimer,
     RobustTrainer,
+    best_epoch,
     distributed_defaults,
     training_arguments,
 )
+
+RUN_RECORD = "run.json"
 
 
 @dataclass
@@ -57,6 +65,51 @@ def _check_output(out_dir: Path, overwrite: bool, resume: bool) -> Path:
             shutil.rmtree(staging)
         (staging / "checkpoints").mkdir(parents=True, exist_ok=True)
     return staging
+
+
+def _check_resume_record(staging: Path, record: dict[str, Any], resume: bool) -> None:
+    """Write the run's identity into the staging folder, or, resuming, refuse a run that differs from it."""
+    path = staging / RUN_RECORD
+    if resume and path.exists():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise DataError(f"'{path}' is damaged, so the interrupted run cannot be checked; start again without "
+                            "--resume.") from None
+        differ = differences(before, record)
+        if differ:
+            raise ParameterError(f"--resume continues the run in '{staging}' with its data, model and settings, but "
+                                 f"{differ} differ (that run: {describe(before, differ)}; this one: "
+                                 f"{describe(record, differ)}). Resume with the same options, or start again "
+                                 "without --resume.")
+        return
+    if _is_main_process():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+def _run_record(data, eval_data, model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one: the data and base model (by content) and every
+    option that changes the result."""
+    folder = resolve_model_path(model)
+    return {"data": str(data), "data_digest": data_digest(data),
+            "eval_data": None if eval_data is None else str(eval_data),
+            "eval_data_digest": None if eval_data is None else data_digest(eval_data),
+            "model": str(model), "model_digest": model_digest(folder), "world_size": _world_size(),
+            **{k: plain(v) for k, v in options.items()}}
+
+
+def _check_split(train_set, validation_split: float, data) -> None:
+    """A stratified hold-out needs at least one row of every label on both sides; say so before sklearn does."""
+    from collections import Counter
+
+    counts = Counter(train_set["label"])
+    held = math.ceil(validation_split * train_set.num_rows)
+    if min(counts.values()) < 2 or held < len(counts) or train_set.num_rows - held < len(counts):
+        raise DataError(f"'{data}' has {train_set.num_rows} usable rows ({min(counts.values())} of its rarest label), "
+                        f"too few to hold out {validation_split:.0%} for evaluation with every one of its "
+                        f"{len(counts)} labels on both sides. Pass --eval-data FILE, or add rows.")
 
 
 def _is_main_process() -> bool:
@@ -156,6 +209,7 @@ def train(
     else:
         from sklearn.model_selection import train_test_split
 
+        _check_split(train_set, validation_split, data)
         keep, held = train_test_split(range(train_set.num_rows), test_size=validation_split, random_state=seed,
                                       stratify=train_set["label"])
         train_set, eval_set = train_set.select(sorted(keep)), train_set.select(sorted(held))
@@ -175,77 +229,86 @@ def train(
     if rewrite is not None:
         train_set, eval_set = _rewritten(train_set, rewrite), _rewritten(eval_set, rewrite)
     objective = make_objective(method, **(method_options or {}))
+    record = _run_record(data, eval_data, model, dict(
+        method=method, method_options=method_options or {}, preset=preset, defense=defense, epochs=epochs,
+        learning_rate=learning_rate, batch_size=batch_size, max_length=max_length, seed=seed,
+        early_stopping=early_stopping, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+        validation_split=validation_split, max_train_rows=max_train_rows, text_column=text_column,
+        label_column=label_column, text_pair_column=text_pair_column, strict=strict,
+        trainer_options=trainer_options))
     staging = _check_output(out_dir, overwrite, resume)
+    with _removed_unless_resumable(staging):
+        _check_resume_record(staging, record, resume)
 
-    set_seed(seed)
-    tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
-    net = load_model(model, num_labels=len(label_map), id2label=label_map.id2label,
-                     trust_remote_code=trust_remote_code, new_head_unless_same_labels=True)
-    # Master weights in float32 whatever the checkpoint stores (transformers 5 loads a float16 or bfloat16
-    # checkpoint in its own dtype); mixed precision comes from the Trainer's autocast.
-    net = net.float()
+        set_seed(seed)
+        tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        net = load_model(model, num_labels=len(label_map), id2label=label_map.id2label,
+                         trust_remote_code=trust_remote_code, new_head_unless_same_labels=True)
+        # Master weights in float32 whatever the checkpoint stores (transformers 5 loads a float16 or bfloat16
+        # checkpoint in its own dtype); mixed precision comes from the Trainer's autocast.
+        net = net.float()
 
-    def encode(batch):
-        pairs = batch["text_pair"] if text_pair_column else None
-        enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
-        enc["labels"] = label_map.encode(batch["label"])
-        return enc
+        def encode(batch):
+            pairs = batch["text_pair"] if text_pair_column else None
+            enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
+            enc["labels"] = label_map.encode(batch["label"])
+            return enc
 
-    objective.setup(TrainingContext(
-        model=net, tokenizer=tokenizer, texts=raw_texts, labels=list(train_set["label"]),
-        label_names=label_map.names, text_pair=text_pair_column is not None, max_length=max_length,
-        output_dir=staging, seed=seed, rewrite=rewrite, defend=defend))
+        objective.setup(TrainingContext(
+            model=net, tokenizer=tokenizer, texts=raw_texts, labels=list(train_set["label"]),
+            label_names=label_map.names, text_pair=text_pair_column is not None, max_length=max_length,
+            output_dir=staging, seed=seed, rewrite=rewrite, defend=defend))
 
-    remove = [c for c in train_set.column_names]
-    train_tok = train_set.map(encode, batched=True, remove_columns=remove, desc="Tokenising train")
-    eval_tok = eval_set.map(encode, batched=True, remove_columns=eval_set.column_names, desc="Tokenising eval")
+        remove = [c for c in train_set.column_names]
+        train_tok = train_set.map(encode, batched=True, remove_columns=remove, desc="Tokenising train")
+        eval_tok = eval_set.map(encode, batched=True, remove_columns=eval_set.column_names, desc="Tokenising eval")
 
-    # Optimizer steps per epoch: every process takes batch_size rows per step.
-    accumulation = int(trainer_options.get("gradient_accumulation_steps", 1))
-    steps_per_epoch = math.ceil(train_tok.num_rows / (batch_size * _world_size() * accumulation))
-    on_gpu = torch.cuda.is_available()
-    use_bf16 = on_gpu and torch.cuda.is_bf16_supported()
-    defaults = dict(
-        output_dir=str(staging / "checkpoints"), num_train_epochs=epochs, learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size, per_device_eval_batch_size=max(64, batch_size),
-        weight_decay=weight_decay, warmup_steps=math.ceil(warmup_ratio * steps_per_epoch * epochs),
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model="accuracy", greater_is_better=True, logging_strategy="steps",
-        logging_steps=max(1, min(50, steps_per_epoch // 4)), report_to="none", seed=seed, bf16=use_bf16,
-        group_by_length=True, disable_tqdm=not progress, save_only_model=False,
-        # A small encoder's step on a GPU is bound by the host (MiniLM: the GPU busy a quarter of the time on an
-        # H200): rows are fetched and collated in two worker processes, and the logged loss is not checked
-        # for NaN at every step (a GPU->CPU sync); a MiniLM epoch took 26.4 s instead of 30.7 s.
-        dataloader_num_workers=2 if on_gpu else 0, logging_nan_inf_filter=not on_gpu,
-        **distributed_defaults(objective))
-    args = training_arguments(**{**defaults, **trainer_options})
-    writer, timer = EpochMetricsWriter(staging / "metrics.json"), EpochTimer()
-    stopper = [EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else []
-    callbacks = [timer, writer] + stopper
-    trainer = RobustTrainer(model=net, args=args, train_dataset=train_tok, eval_dataset=eval_tok,
-                            data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
-                            processing_class=tokenizer, callbacks=callbacks, objective=objective)
-    started = time.perf_counter()
-    with _attention_without_cudnn():
-        trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - started
+        # Optimizer steps per epoch: every process takes batch_size rows per step.
+        accumulation = int(trainer_options.get("gradient_accumulation_steps", 1))
+        steps_per_epoch = math.ceil(train_tok.num_rows / (batch_size * _world_size() * accumulation))
+        on_gpu = torch.cuda.is_available()
+        use_bf16 = on_gpu and torch.cuda.is_bf16_supported()
+        defaults = dict(
+            output_dir=str(staging / "checkpoints"), num_train_epochs=epochs, learning_rate=learning_rate,
+            per_device_train_batch_size=batch_size, per_device_eval_batch_size=max(64, batch_size),
+            weight_decay=weight_decay, warmup_steps=math.ceil(warmup_ratio * steps_per_epoch * epochs),
+            eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
+            metric_for_best_model="accuracy", greater_is_better=True, logging_strategy="steps",
+            logging_steps=max(1, min(50, steps_per_epoch // 4)), report_to="none", seed=seed, bf16=use_bf16,
+            group_by_length=True, disable_tqdm=not progress, save_only_model=False,
+            # A small encoder's step on a GPU is bound by the host (MiniLM: the GPU busy a quarter of the time on an
+            # H200): rows are fetched and collated in two worker processes, and the logged loss is not checked
+            # for NaN at every step (a GPU->CPU sync); a MiniLM epoch took 26.4 s instead of 30.7 s.
+            dataloader_num_workers=2 if on_gpu else 0, logging_nan_inf_filter=not on_gpu,
+            **distributed_defaults(objective))
+        args = training_arguments(**{**defaults, **trainer_options})
+        writer, timer = EpochMetricsWriter(staging / "metrics.json"), EpochTimer()
+        stopper = [EarlyStoppingCallback(early_stopping_patience=early_stopping)] if early_stopping else []
+        callbacks = [timer, writer] + stopper
+        trainer = RobustTrainer(model=net, args=args, train_dataset=train_tok, eval_dataset=eval_tok,
+                                data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
+                                processing_class=tokenizer, callbacks=callbacks, objective=objective)
+        started = time.perf_counter()
+        with _attention_without_cudnn():
+            trainer.train(resume_from_checkpoint=True if resume else None)
+        seconds = timer.earlier_seconds + time.perf_counter() - started  # a resumed run counts its first sessions
 
-    best = max(writer.epochs, key=lambda row: row.get("accuracy", -1.0)) if writer.epochs else {}
-    objective.finalize(trainer.model)
-    final = staging / "model"
-    trainer.save_model(str(final))  # every rank calls it (DeepSpeed/FSDP gather weights there); rank 0 writes
-    if trainer.is_world_process_zero():
-        _write_model_dir(trainer, objective, final, out_dir, best, seconds, timer, writer, config=dict(
-            labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None,
-            max_length=max_length, defense=stored, training={
-                "method": method, "preset": preset, "objective": objective.hyperparameters(), "epochs": epochs,
-                "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-                "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
-                "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train"}))
-    # Under DDP the other ranks wait here, so that on every rank `train` returns with OUT in place.
-    trainer.accelerator.wait_for_everyone()
-    return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds,
-                       history=list(trainer.state.log_history), objective_report=objective.report())
+        best = best_epoch(writer.epochs, trainer.state)  # the epoch whose weights load_best_model_at_end reloaded
+        objective.finalize(trainer.model)
+        final = staging / "model"
+        trainer.save_model(str(final))  # every rank calls it (DeepSpeed/FSDP gather weights there); rank 0 writes
+        if trainer.is_world_process_zero():
+            _write_model_dir(trainer, objective, final, out_dir, best, seconds, timer, writer, config=dict(
+                labels=label_map.names, base_model=str(model), text_pair=text_pair_column is not None,
+                max_length=max_length, defense=stored, training={
+                    "method": method, "preset": preset, "objective": objective.hyperparameters(), "epochs": epochs,
+                    "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                    "train_rows": train_tok.num_rows, "eval_rows": eval_tok.num_rows, "train_data": str(data),
+                    "eval_data": str(eval_data) if eval_data is not None else f"{validation_split:.0%} of train"}))
+        # Under DDP the other ranks wait here, so that on every rank `train` returns with OUT in place.
+        trainer.accelerator.wait_for_everyone()
+        return TrainResult(model_dir=out_dir, metrics=best, epochs=writer.epochs, train_seconds=seconds,
+                           history=list(trainer.state.log_history), objective_report=objective.report())
 
 
 def _rewritten(dataset, rewrite):
@@ -272,6 +335,18 @@ def _training_defense(defense: dict[str, Any] | None):
         raise ParameterError(f"A model can be trained through a rewrite defence (rewrite), not through "
                              f"{defense['name']!r}; train without it and pass --defense at prediction time.")
     return rewriter, (lambda classifier: DefendedClassifier(classifier, built)), stored_defense(built)
+
+
+@contextmanager
+def _removed_unless_resumable(staging: Path):
+    """Remove the staging folder when the run fails before its first checkpoint: nothing there can be resumed,
+    and an empty ``OUT.partial`` would only suggest otherwise."""
+    try:
+        yield
+    except BaseException:
+        if _is_main_process() and not any((staging / "checkpoints").glob("checkpoint-*")):
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _attention_without_cudnn():

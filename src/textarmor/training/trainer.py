@@ -45,18 +45,19 @@ class RobustTrainer(Trainer):
 
 class EpochMetricsWriter(TrainerCallback):
     """Writes the metrics of every evaluation to a JSON file as soon as they exist, so an interrupted
-    run keeps what it measured. (Read-only with respect to training: it only writes a file.)"""
+    run keeps what it measured. The rows come from the Trainer's log history, which a resumed run restores
+    from its checkpoint, so after ``--resume`` they cover every epoch, the ones before the interruption
+    included. (Read-only with respect to training: it only writes a file.)"""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.epochs: list[dict] = []
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.epochs = epoch_rows(state.log_history)  # a resumed run's earlier epochs; empty on a new run
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        train_losses = [h["loss"] for h in state.log_history if "loss" in h]
-        row = {"epoch": round(state.epoch or 0, 4), "step": state.global_step,
-               "train_loss": train_losses[-1] if train_losses else None}
-        row.update({k.removeprefix("eval_"): v for k, v in (metrics or {}).items()})
-        self.epochs.append(row)
+        self.epochs = epoch_rows(state.log_history)
         if not state.is_world_process_zero:  # under DDP every rank evaluates; one writes
             return
         tmp = self.path.with_suffix(".tmp")
@@ -64,14 +65,41 @@ class EpochMetricsWriter(TrainerCallback):
         tmp.replace(self.path)
 
 
+def epoch_rows(log_history: list[dict]) -> list[dict]:
+    """One row per evaluation in a Trainer log history: epoch, step, the last training loss logged before it,
+    and the evaluation's metrics without their ``eval_`` prefix."""
+    rows, train_loss = [], None
+    for entry in log_history:
+        if "loss" in entry:
+            train_loss = entry["loss"]
+        if any(key.startswith("eval_") for key in entry):
+            row = {"epoch": round(entry.get("epoch") or 0, 4), "step": entry.get("step"), "train_loss": train_loss}
+            row.update({k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_")})
+            rows.append(row)
+    return rows
+
+
 class EpochTimer(TrainerCallback):
     """Wall time of each training epoch, from ``on_epoch_begin`` (listed first, so it includes per-epoch
     work of other callbacks such as attack rounds) to ``on_epoch_end`` (before evaluation).
+    Each checkpoint keeps the times so far (``epoch_seconds.json``), so a resumed run reports every epoch's.
     (Read-only with respect to training.)"""
+
+    FILE = "epoch_seconds.json"
 
     def __init__(self):
         self.seconds: list[float] = []
+        #: Wall seconds of the sessions before a resume (0 for a run that was not interrupted).
+        self.earlier_seconds = 0.0
         self._started: float | None = None
+        self._session_started = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._session_started = time.perf_counter()
+        saved = _checkpoint_dir(args, state) / self.FILE
+        if state.global_step and saved.exists():  # resumed: the times the checkpoint recorded
+            record = json.loads(saved.read_text())
+            self.seconds, self.earlier_seconds = list(record["epoch_seconds"]), float(record["wall_seconds"])
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self._started = time.perf_counter()
@@ -81,11 +109,34 @@ class EpochTimer(TrainerCallback):
             self.seconds.append(round(time.perf_counter() - self._started, 3))
             self._started = None
 
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = _checkpoint_dir(args, state)
+        if state.is_world_process_zero and checkpoint.is_dir():
+            wall = self.earlier_seconds + time.perf_counter() - self._session_started
+            (checkpoint / self.FILE).write_text(json.dumps({"epoch_seconds": self.seconds, "wall_seconds": wall}))
+
     def summary(self) -> dict:
         """Measured cost: seconds per training epoch (mean and each), evaluation excluded."""
         mean = sum(self.seconds) / len(self.seconds) if self.seconds else None
         return {"train_seconds_per_epoch": round(mean, 3) if mean is not None else None,
                 "epoch_seconds": list(self.seconds)}
+
+
+def _checkpoint_dir(args, state) -> Path:
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
+
+def best_epoch(rows: list[dict], state) -> dict:
+    """The row of the checkpoint the Trainer kept as best (the weights ``load_best_model_at_end`` reloads);
+    the most accurate row when the Trainer recorded none."""
+    if state.best_model_checkpoint:
+        step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+        chosen = [row for row in rows if row.get("step") == step]
+        if chosen:
+            return chosen[-1]
+    return max(rows, key=lambda row: row.get("accuracy", -1.0)) if rows else {}
 
 
 def end_process_group() -> None:
