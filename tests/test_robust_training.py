@@ -57,12 +57,18 @@ def test_checkpoint_and_resume(method, tiny_base, small_files, tmp_path, monkeyp
     assert [p.name for p in (staging / "checkpoints").glob("checkpoint-*")] == ["checkpoint-6"]
     assert not out.exists()
 
+    first_epoch = json.loads((staging / "checkpoints/checkpoint-6" / EpochTimer.FILE).read_text())["epoch_seconds"]
     monkeypatch.setattr(EpochTimer, "on_epoch_begin", original)
     result = run(method, small_files, out, tiny_base, resume=True)
-    assert [round(e["epoch"]) for e in result.epochs] == [2]  # continued from epoch 1, did not restart
-    assert result.epochs[0]["step"] == 12
+    # The metrics and the measured cost cover both epochs; epoch 1's time is the one measured before the
+    # interruption, so the resumed run continued from epoch 1 and did not restart.
+    assert [(round(e["epoch"]), e["step"]) for e in result.epochs] == [(1, 6), (2, 12)]
     config = TextArmorConfig.load(out)
     assert config.training["method"] == method
+    assert config.training["cost"]["epoch_seconds"][:1] == first_epoch
+    assert len(config.training["cost"]["epoch_seconds"]) == 2
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == result.epochs
+    assert config.metrics["eval"] == result.metrics and result.metrics in result.epochs
     files = {p.name for p in out.iterdir()}
     assert "model.safetensors" in files and not staging.exists()
     from safetensors import safe_open

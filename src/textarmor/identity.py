@@ -28,12 +28,12 @@ def _hash_file(digest, path: Path) -> None:
             digest.update(chunk)
 
 
-def model_digest(model_dir: str | os.PathLike) -> str | None:
+def model_digest(model_dir: str | os.PathLike) -> str:
     """SHA-256 over a local model folder's weights, config, tokenizer files and the scoring fields of
-    textarmor.json; ``None`` for a reference that is not a local folder (a hub id)."""
+    textarmor.json; for a reference that is not a local folder (a hub id), the reference itself."""
     path = Path(model_dir)
     if not path.is_dir():
-        return None
+        return f"reference:{model_dir}"
     digest = hashlib.sha256()
     files = sorted(path.glob("*.safetensors")) + [path / name for name in _MODEL_FILES if (path / name).exists()]
     for file in files:
@@ -77,9 +77,11 @@ def plain(value: Any) -> Any:
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
-def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """The keys whose values differ between a recorded run and this one (absent counts as ``None``)."""
-    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+def differences(before: dict[str, Any], now: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The keys whose values differ between a recorded run and this one (absent counts as ``None``). ``ignore``:
+    keys recorded for the reader only, such as paths, whose content the digests already compare (a moved
+    folder with the same files is the same model)."""
+    return sorted(k for k in set(before) | set(now) if k not in ignore and before.get(k) != now.get(k))
 
 
 def describe(values: dict[str, Any], keys: list[str]) -> str:

@@ -76,7 +76,7 @@ def attack(model, data: str | os.PathLike | list[dict], *, recipe: str, n: int |
         out = Path(out_dir)
         _check_resume_possible(out, resume)
         # Digests cost a read of the model and data files: only a run that can be resumed records them.
-        settings["model"] = _model_identity(model, clf)
+        settings["model_path"], settings["model"] = _model_identity(model, clf)
         settings["data_digest"] = data_digest(data)
         done = _prepare_output(out, settings, resume)
         sink = (out / RESULTS).open("a", encoding="utf-8")
@@ -145,17 +145,22 @@ def _read_examples(data, text_column: str, label_column: str) -> tuple[list[str]
     return list(dataset["text"]), list(dataset["label"]), loaded.rows_skipped
 
 
-def _model_identity(model, clf) -> dict[str, Any]:
-    """What the attack queried: the model folder's digest and the settings that change its scores."""
+def _model_identity(model, clf) -> tuple[str, dict[str, Any]]:
+    """Where the attacked model came from (for the reader) and its identity: the model folder's digest and the
+    settings that change its scores."""
+    from textarmor.classifier import Classifier
     from textarmor.models import resolve_model_path
 
-    if hasattr(model, "predict_proba"):  # a Classifier object: its folder, if it was loaded from one
-        reference, folder = clf.source or "in-memory classifier", clf.source
+    if not isinstance(clf, Classifier):  # any object with predict_proba: known by its type only
+        name = f"{type(clf).__module__}.{type(clf).__qualname__}"
+        return name, {"digest": f"reference:{name}", "labels": list(clf.labels)}
+    if clf is model:  # a Classifier object: its folder, if it was loaded from one
+        reference = clf.source or "in-memory classifier"
+        digest = model_digest(clf.source) if clf.source else f"reference:{reference}"
     else:
-        reference, folder = str(model), resolve_model_path(model)
-    return {"reference": reference, "digest": model_digest(folder) if folder else None,
-            "backend": clf.backend.name, "max_length": clf.max_length, "temperature": clf.temperature,
-            "labels": list(clf.labels)}
+        reference, digest = str(model), model_digest(resolve_model_path(model))
+    return reference, {"digest": digest, "backend": clf.backend.name, "max_length": clf.max_length,
+                       "temperature": clf.temperature, "labels": list(clf.labels)}
 
 
 def load_results(out_dir: str | os.PathLike) -> list[AttackResult]:
@@ -186,7 +191,7 @@ def _prepare_output(out: Path, settings: dict[str, Any], resume: bool) -> list[A
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise DataError(f"'{settings_path}' is damaged, so the run in {out} cannot be checked before resuming; "
                             "start a new run in another --out folder.") from None
-        differ = differences(before, settings)
+        differ = differences(before, settings, ignore=("data", "model_path"))
         if differ:
             what = "model" if "model" in differ else "data" if "data_digest" in differ else "settings"
             raise ParameterError(f"--resume continues the run in {out} with the same {what}, but {differ} differ "

@@ -76,7 +76,7 @@ def _check_resume_record(staging: Path, record: dict[str, Any], resume: bool) ->
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise DataError(f"'{path}' is damaged, so the interrupted run cannot be checked; start again without "
                             "--resume.") from None
-        differ = differences(before, record)
+        differ = differences(before, record, ignore=("data", "eval_data", "model"))
         if differ:
             raise ParameterError(f"--resume continues the run in '{staging}' with its data, model and settings, but "
                                  f"{differ} differ (that run: {describe(before, differ)}; this one: "
