@@ -29,6 +29,34 @@ def auto_device() -> str:
     return "cpu"
 
 
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def resolve_device(device: str | None):
+    """``torch.device`` for ``device`` (default: :func:`auto_device`), refusing names torch does not know and
+    accelerators this machine lacks, in one line that names the fix."""
+    import torch
+
+    from textarmor.errors import ParameterError
+
+    if device is None:
+        return torch.device(auto_device())
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ParameterError(f"--device must be cpu, cuda, cuda:N or mps; got {device!r}.") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available.get(chosen.type, False):
+        raise ParameterError(f"--device {device}: this machine has no such device (usable: "
+                             f"{', '.join(k for k, ok in available.items() if ok)}). Leave --device out to pick "
+                             "the best one present.")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ParameterError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+                             f"cuda:{torch.cuda.device_count() - 1}).")
+    return chosen
+
+
 class TorchBackend:
     """Runs a ``transformers`` sequence classifier.
 
@@ -55,7 +83,11 @@ class TorchBackend:
                  packed: bool | None = None):
         import torch
 
-        self.device = torch.device(device or auto_device())
+        self.device = resolve_device(device)
+        if isinstance(dtype, str) and dtype not in DTYPES:
+            from textarmor.errors import ParameterError
+
+            raise ParameterError(f"--dtype must be one of {', '.join(DTYPES)}; got {dtype!r}.")
         if dtype is None:
             # float16 rather than bfloat16: the same tensor-core speed, and its 10-bit mantissa keeps
             # probabilities within 0.004 of float32 where bfloat16's 7 bits drift by 0.03 (measured on an

@@ -11,6 +11,7 @@ from textarmor.errors import TextArmorError
 # The exceptions of the click that Typer runs on: its own copy (typer >= 0.2x) or the click package.
 _click = importlib.import_module(typer.BadParameter.__module__)
 _NO_ARGS_IS_HELP = getattr(_click, "NoArgsIsHelpError", ())  # click >= 8.2
+_ABORT = (typer.Abort, getattr(_click, "Abort", typer.Abort))  # Typer with its own click raises its own Abort
 
 app = typer.Typer(
     name="textarmor",
@@ -49,7 +50,7 @@ def main(args: list[str] | None = None) -> None:
     except _click.UsageError as exc:  # bad option value, unknown option, missing argument
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         _fail(exc.format_message() + where, 2)
-    except _click.Abort:  # Ctrl-C
+    except _ABORT:  # Ctrl-C
         _fail("aborted", 130)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -138,8 +138,9 @@ def create_app(classifier_or_model_dir: Classifier | str | os.PathLike, *, max_b
             await asyncio.to_thread(app.state.batcher.stop)
 
     # The documents are routes of their own (below), so that the API key can guard them.
+    # No redirect of "/predict/" to "/predict": a client's POST would be answered 307, not served or refused.
     app = FastAPI(title="textarmor classifier", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None,
+                  openapi_url=None, redirect_slashes=False,
                   description="Text classification with the Hugging Face Inference Endpoints schema. "
                               "Send `Authorization: Bearer <key>` when the server has an API key.")
     app.state.api_key = api_key
