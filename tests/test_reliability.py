@@ -461,3 +461,29 @@ def test_documents_and_metrics_need_the_key_unless_made_public(clf, public_docs,
         assert client.get("/health").json() == {"status": "ok"}  # liveness tells strangers nothing more
         full = client.get("/health", headers={"Authorization": f"Bearer {KEY}"}).json()
         assert full["labels"] == clf.labels
+
+
+# ------------------------------------------------------------------------- what the fuzz suite found
+@pytest.mark.parametrize("args", [["--device", "0"], ["--device", "tpu"], ["--device", "cuda:7"]])
+def test_an_unknown_or_absent_device_is_one_line(args, tiny_trained, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    texts = tmp_path / "t.txt"
+    texts.write_text("a great film\n")
+    code, _, err = run(["predict", tiny_trained, texts, *args], capsys)
+    assert code == 2 and "--device" in one_error_line(err)
+
+
+def test_an_unknown_dtype_is_one_line(tiny_trained, capsys):
+    code, _, err = run(["explain", tiny_trained, "a great film", "--methods", "attention", "--dtype", "int8"], capsys)
+    assert code == 2 and "float32, float16, bfloat16" in one_error_line(err)
+
+
+def test_a_trailing_slash_is_a_json_404_not_a_redirect(clf):
+    from textarmor.serving import create_app
+
+    with running(create_app(clf)) as url:
+        r = httpx.post(url + "/predict/", json={"inputs": "great"}, timeout=60)
+    assert r.status_code == 404 and "error" in r.json()

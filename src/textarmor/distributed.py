@@ -15,7 +15,6 @@ input and output paths (or use URIs Ray Data reads, such as ``s3://``).
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from typing import Any
 
 from textarmor.errors import DataError, OutputExistsError, ParameterError
 from textarmor.prediction import INPUT_FORMATS, PredictSummary, RowOptions, iter_stream_inputs, prediction_rows
+from textarmor.textcheck import text_stream
 
 FORMATS = INPUT_FORMATS + ("parquet",)
 SUFFIXES = {"json": "jsonl", "ndjson": "jsonl", "text": "txt", "pq": "parquet"}
@@ -107,7 +107,7 @@ def _read_file(f, path: str, fmt: str, text_column: str, text_pair_column: str |
                 number += 1
                 yield number, text, pair
         return
-    handle = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    handle = text_stream(f)  # invalid bytes reach the checks, which name their line
     yield from iter_stream_inputs(handle, fmt, name=path, text_column=text_column, text_pair_column=text_pair_column)
 
 
