@@ -94,3 +94,30 @@ def describe(values: dict[str, Any], keys: list[str]) -> str:
         return repr(value)
 
     return ", ".join(f"{k}={short(values.get(k))}" for k in keys)
+
+
+def check_resume(record_path: Path, now: dict[str, Any], *, ignore: tuple[str, ...] = (), run: str) -> None:
+    """Refuse to resume ``run`` (how the error names it) when the identity recorded at ``record_path`` differs
+    from ``now`` in any key but ``ignore``; a record that cannot be read is refused too. No record: nothing to
+    check (a run from before records existed)."""
+    from textarmor.errors import DataError, ParameterError
+
+    if not record_path.exists():
+        return
+    try:
+        before = json.loads(record_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"'{record_path}' is damaged, so {run} cannot be checked before resuming; start it anew "
+                        "(another --out, or without --resume).") from None
+    differ = differences(before, now, ignore=ignore)
+    if differ:
+        raise ParameterError(f"--resume continues {run} with its model, data and settings, but {differ} differ "
+                             f"(that run: {describe(before, differ)}; this one: {describe(now, differ)}). Resume "
+                             "with the same ones, or start anew (another --out, or without --resume).")
+
+
+def write_record(record_path: Path, record: dict[str, Any]) -> None:
+    """Write a run's identity atomically: a crash never leaves a half-written record to compare against."""
+    tmp = record_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(record_path)

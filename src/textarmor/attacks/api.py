@@ -20,7 +20,7 @@ from textarmor.attacks.engine import DEFAULT_CONCURRENCY, AttackEngine, Example
 from textarmor.attacks.recipes import build_recipe, check_recipe
 from textarmor.attacks.report import AttackReport, AttackResult
 from textarmor.errors import DataError, OutputExistsError, ParameterError
-from textarmor.identity import data_digest, describe, differences, model_digest
+from textarmor.identity import check_resume, data_digest, model_digest, write_record
 
 RESULTS, SUMMARY, SETTINGS, HTML = "results.jsonl", "summary.json", "run.json", "report.html"
 
@@ -185,20 +185,10 @@ def _check_resume_possible(out: Path, resume: bool) -> None:
 
 def _prepare_output(out: Path, settings: dict[str, Any], resume: bool) -> list[AttackResult]:
     results_path, settings_path = out / RESULTS, out / SETTINGS
-    if resume and settings_path.exists():
-        try:
-            before = json.loads(settings_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise DataError(f"'{settings_path}' is damaged, so the run in {out} cannot be checked before resuming; "
-                            "start a new run in another --out folder.") from None
-        differ = differences(before, settings, ignore=("data", "model_path"))
-        if differ:
-            what = "model" if "model" in differ else "data" if "data_digest" in differ else "settings"
-            raise ParameterError(f"--resume continues the run in {out} with the same {what}, but {differ} differ "
-                                 f"(that run: {describe(before, differ)}; this one: {describe(settings, differ)}). "
-                                 "Resume with the earlier model, data and options, or choose another --out.")
+    if resume:
+        check_resume(settings_path, settings, ignore=("data", "model_path"), run=f"the attack run in {out}")
     out.mkdir(parents=True, exist_ok=True)
-    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    write_record(settings_path, settings)
     done = load_results(out) if resume else []
     if resume and results_path.exists():  # rewrite without a half-written last line
         results_path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in done), encoding="utf-8")

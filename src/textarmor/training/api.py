@@ -8,7 +8,6 @@ checkpoint leaves no ``<out>.partial/`` behind.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 
 from textarmor.data import LabelMap, load_dataset
 from textarmor.errors import DataError, OutputExistsError, ParameterError
-from textarmor.identity import data_digest, describe, differences, model_digest, plain
+from textarmor.identity import check_resume, data_digest, model_digest, plain, write_record
 from textarmor.model_dir import TextArmorConfig
 from textarmor.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_model_path
 from textarmor.training.objectives import TrainingContext, make_objective
@@ -69,24 +68,11 @@ def _check_output(out_dir: Path, overwrite: bool, resume: bool) -> Path:
 
 def _check_resume_record(staging: Path, record: dict[str, Any], resume: bool) -> None:
     """Write the run's identity into the staging folder, or, resuming, refuse a run that differs from it."""
-    path = staging / RUN_RECORD
-    if resume and path.exists():
-        try:
-            before = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise DataError(f"'{path}' is damaged, so the interrupted run cannot be checked; start again without "
-                            "--resume.") from None
-        differ = differences(before, record, ignore=("data", "eval_data", "model"))
-        if differ:
-            raise ParameterError(f"--resume continues the run in '{staging}' with its data, model and settings, but "
-                                 f"{differ} differ (that run: {describe(before, differ)}; this one: "
-                                 f"{describe(record, differ)}). Resume with the same options, or start again "
-                                 "without --resume.")
-        return
+    if resume:
+        check_resume(staging / RUN_RECORD, record, ignore=("data", "eval_data", "model"),
+                     run=f"the training run in '{staging}'")
     if _is_main_process():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_record(staging / RUN_RECORD, record)
 
 
 def _run_record(data, eval_data, model: str, options: dict[str, Any]) -> dict[str, Any]:
