@@ -487,3 +487,9 @@ def test_a_trailing_slash_is_a_json_404_not_a_redirect(clf):
     with running(create_app(clf)) as url:
         r = httpx.post(url + "/predict/", json={"inputs": "great"}, timeout=60)
     assert r.status_code == 404 and "error" in r.json()
+
+
+@pytest.mark.parametrize("option", ["--text-column", "--label-column"])
+def test_an_empty_column_name_is_one_line(option, tiny_trained, synthetic_files, capsys):
+    code, _, err = run(["evaluate", tiny_trained, "--data", synthetic_files[1], option, ""], capsys)
+    assert code == 2 and option in one_error_line(err)

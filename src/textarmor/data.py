@@ -226,6 +226,10 @@ def load_dataset(
     and a :class:`LoadReport`. Rows with an empty or missing text are skipped and counted, or raise
     under ``strict=True``.
     """
+    for option, column in (("--text-column", text_column), ("--label-column", label_column),
+                           ("--text-pair-column", text_pair_column)):
+        if column is not None and not str(column).strip() or option == "--text-column" and column is None:
+            raise DataError(f"{option} is empty; pass the name of a column of the data.")
     path = resolve_source(source)
     raw = read_rows(path)
     needed = [c for c in (text_column, text_pair_column, label_column) if c]
