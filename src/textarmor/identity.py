@@ -17,7 +17,7 @@ from typing import Any
 _MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                 "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "model.onnx")
 # textarmor.json fields that change scores or labels (its metrics and reports do not).
-_SCORING_FIELDS = ("labels", "temperature", "max_length", "text_pair")
+_SCORING_FIELDS = ("labels", "temperature", "max_length", "text_pair", "defense")
 _CHUNK = 1 << 20
 
 
