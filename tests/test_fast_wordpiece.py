@@ -103,7 +103,9 @@ def test_classifier_logits_are_the_same_with_and_without_the_cache(minilm_path):
 
     model = load_model(minilm_path, num_labels=2, id2label={0: "a", 1: "b"})
     tokenizer = load_tokenizer(minilm_path)
-    texts = AWKWARD + [f"the film number {i} was {'great' if i % 3 else 'dull'}." for i in range(60)]
+    # A Classifier refuses NUL (textarmor.textcheck); the tokenizer-level tests above cover it.
+    texts = [t for t in AWKWARD if "\x00" not in t] + [f"the film number {i} was {'great' if i % 3 else 'dull'}."
+                                                       for i in range(60)]
     plain = Classifier(model, tokenizer, device="cpu", tokenize_chunk=16, tokenize_processes=0, word_cache=False)
     cached = Classifier(model, tokenizer, device="cpu", tokenize_chunk=16, tokenize_processes=0)
     assert cached._slice_encoder().word_cache and not plain._slice_encoder().word_cache
