@@ -235,6 +235,12 @@ def test_export_refuses_an_opset_it_cannot_write(opset, tiny_trained, tmp_path, 
     code, _, err = run(["export", tiny_trained, "--out", tmp_path / "x", "--opset", opset], capsys)
     assert code == 2 and "--opset" in one_error_line(err)
     assert not (tmp_path / "x").exists()
+    from textarmor.deploy.onnx_export import export_onnx
+    from textarmor.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="opset"):  # the Python API refuses it too, before any work
+        export_onnx(tiny_trained, tmp_path / "y", opset=opset)
+    assert not (tmp_path / "y").exists()
 
 
 def test_an_unknown_conformal_method_is_named_as_such(tiny_trained, synthetic_files, tmp_path, capsys):

@@ -17,7 +17,6 @@ def export(
     calibration_data: str | None = typer.Option(None, "--calibration-data", help="Texts to calibrate int8 on "
                                                    "(default: the model's recorded training data)."),
     calibration_rows: int = typer.Option(256, "--calibration-rows"),
-    # 11 is the first opset with CumSum (RoBERTa's position ids); 20 the newest torch's TorchScript exporter writes.
     opset: int = typer.Option(17, "--opset", min=11, max=20, help="ONNX opset, 11 to 20."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:

@@ -120,6 +120,10 @@ def calibration_texts(model_dir: Path, calibration_data: str | None, rows: int, 
     return list(dataset["text"])
 
 
+# 11 is the first opset with CumSum (RoBERTa's position ids); 20 the newest torch's TorchScript exporter writes.
+OPSETS = (11, 20)
+
+
 def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, quantize: str | None = None,
                 calibration_data: str | None = None, calibration_rows: int = 256, opset: int = 17,
                 overwrite: bool = False) -> Path:
@@ -128,6 +132,8 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, qua
 
     if quantize not in QUANTIZATIONS:
         raise ParameterError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
+    if not isinstance(opset, int) or not OPSETS[0] <= opset <= OPSETS[1]:
+        raise ParameterError(f"opset must be an ONNX opset from {OPSETS[0]} to {OPSETS[1]}, got {opset!r}.")
     src, out = Path(model_dir), Path(out_dir)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"Output directory '{out}' already exists. Pass --overwrite, or choose another --out.")
